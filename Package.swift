@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layout:
+//   Sources/WeirCore   engine core: values, job spec, expressions, operators, runtime.
+//                      Knows nothing of Kafka, MySQL or the CLI.
+//   connectors/        Kafka and MySQL connectors and their C-library shims; they
+//                      implement WeirCore's SourceConnector / SinkConnector protocols.
+//   Sources/WeirCLI    the `weir` command tree (a thin layer over the above).
+let package = Package(
+    name: "weir",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "weir", targets: ["weir"]),
+        .library(name: "WeirCore", targets: ["WeirCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        .target(name: "WeirCore", dependencies: ["Yams"], path: "Sources/WeirCore"),
+
+        .systemLibrary(name: "CRdKafka", path: "connectors/CRdKafka", pkgConfig: "rdkafka"),
+        .systemLibrary(name: "CMariaDB", path: "connectors/CMariaDB", pkgConfig: "libmariadb",
+                       providers: [.apt(["default-libmysqlclient-dev"])]),
+        .target(name: "WeirKafka", dependencies: ["WeirCore", "CRdKafka"], path: "connectors/WeirKafka"),
+        .target(name: "WeirMySQL", dependencies: ["WeirCore", "CMariaDB"], path: "connectors/WeirMySQL"),
+
+        .target(name: "WeirCLI",
+                dependencies: ["WeirCore", "WeirKafka", "WeirMySQL",
+                               .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                path: "Sources/WeirCLI"),
+        .executableTarget(name: "weir", dependencies: ["WeirCLI"], path: "Sources/weir"),
+
+        .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore"], path: "Tests/WeirCoreTests"),
+        // Connector tests run against the real Tansu broker and MariaDB started by scripts/servers.sh.
+        .testTarget(name: "KafkaConnectorTests", dependencies: ["WeirKafka", "WeirCore"],
+                    path: "Tests/KafkaConnectorTests"),
+        .testTarget(name: "MySQLConnectorTests", dependencies: ["WeirMySQL", "WeirCore"],
+                    path: "Tests/MySQLConnectorTests"),
+    ]
+)

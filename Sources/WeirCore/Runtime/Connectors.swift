@@ -1,0 +1,82 @@
+/// The protocols connectors implement. The engine core drives sources and
+/// sinks only through these, so it never depends on Kafka or MySQL.
+
+/// Position of one split (a Kafka topic-partition, say) of a source.
+public struct SplitProgress: Sendable, Equatable {
+    /// Stable, human-readable name, e.g. `events/3`.
+    public var name: String
+    /// Next offset this reader will deliver (-1 when not yet known).
+    public var nextOffset: Int64
+    /// High watermark (end offset) last seen from the broker (-1 when not yet known).
+    public var highWatermark: Int64
+
+    public init(name: String, nextOffset: Int64, highWatermark: Int64) {
+        self.name = name
+        self.nextOffset = nextOffset
+        self.highWatermark = highWatermark
+    }
+
+    /// Records between this reader's position and the end of the split (0 when unknown).
+    public var lag: Int64 { (nextOffset >= 0 && highWatermark >= 0) ? max(0, highWatermark - nextOffset) : 0 }
+    /// True when the position is known and has reached the high watermark.
+    public var atEnd: Bool { nextOffset >= 0 && highWatermark >= 0 && nextOffset >= highWatermark }
+}
+
+/// Reads the splits assigned to one source subtask. Used from a single thread.
+public protocol SourceReader: AnyObject {
+    /// The splits this reader owns, in the order used by `poll`'s split index.
+    var splitNames: [String] { get }
+
+    /// Waits at most `timeoutMillis` for data, then hands each available
+    /// message's value bytes (at most `maxMessages`) to `deliver(splitIndex, bytes)`.
+    /// The bytes are only valid during the call. Returns the number delivered.
+    func poll(maxMessages: Int, timeoutMillis: Int,
+              _ deliver: (Int, UnsafeRawBufferPointer) -> Void) throws -> Int
+
+    /// Current position and high watermark of every owned split, in `splitNames` order.
+    func progress() -> [SplitProgress]
+
+    /// Releases the underlying client. Called once.
+    func close()
+}
+
+/// A configured source (one `kafka:` node, for instance).
+public protocol SourceConnector: Sendable {
+    /// Discovers the splits to read (checks that the broker is reachable and the topics exist).
+    func discoverSplits() throws -> [String]
+    /// Opens a reader for the given subset of `discoverSplits()` (by index into that list).
+    func openReader(splits: [Int]) throws -> any SourceReader
+}
+
+/// Writes the records of one sink subtask. Used from a single thread.
+public protocol SinkWriter: AnyObject {
+    /// Buffers or writes a batch (rows laid out as the schema given to `openWriter`).
+    func write(_ batch: RecordBatch) throws
+    /// Makes everything written so far durable and visible (commits).
+    func flush() throws
+    /// Releases the connection; uncommitted work is rolled back.
+    func close()
+}
+
+/// A configured sink (one `mysql:` node, for instance).
+public protocol SinkConnector: Sendable {
+    /// Checks the target against the schema of the records it will receive
+    /// (table exists, columns match) before the job starts.
+    func check(schema: Schema) throws
+    /// Opens the writer of one sink subtask.
+    func openWriter(subtask: Int, schema: Schema) throws -> any SinkWriter
+}
+
+/// The declaration of a connector kind (`kafka`, `mysql`): it turns the
+/// node's configuration mapping into a connector, reporting errors through
+/// the reader so they carry their spec location.
+public enum ConnectorKind: Sendable {
+    case source(name: String, make: @Sendable (inout ConfigReader) -> (any SourceConnector)?)
+    case sink(name: String, make: @Sendable (inout ConfigReader) -> (any SinkConnector)?)
+
+    public var name: String {
+        switch self {
+        case .source(let n, _), .sink(let n, _): return n
+        }
+    }
+}

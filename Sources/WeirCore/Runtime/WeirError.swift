@@ -1,0 +1,52 @@
+/// The one error type users see from Weir.
+///
+/// Every error names the object at fault (`subject`: a spec path such as
+/// `nodes[2].filter`, a topic, a table, a column, a broker) and, where one
+/// is known, what to do about it (`suggestion`).
+public struct WeirError: Error, Sendable, CustomStringConvertible, Equatable {
+    public enum Code: String, Sendable {
+        case invalidSpec = "invalid_spec"
+        case brokerUnreachable = "broker_unreachable"
+        case topicMissing = "topic_missing"
+        case kafka = "kafka_error"
+        case mysqlUnreachable = "mysql_unreachable"
+        case accessDenied = "access_denied"
+        case tableMissing = "table_missing"
+        case columnMismatch = "column_mismatch"
+        case lockWaitTimeout = "lock_wait_timeout"
+        case mysql = "mysql_error"
+        case unsupportedLibrary = "unsupported_library"
+        case io = "io_error"
+        case internalError = "internal_error"
+    }
+
+    public var code: Code
+    public var subject: String
+    public var message: String
+    public var suggestion: String?
+
+    public init(_ code: Code, subject: String, _ message: String, suggestion: String? = nil) {
+        self.code = code
+        self.subject = subject
+        self.message = message
+        self.suggestion = suggestion
+    }
+
+    public var description: String {
+        var s = subject.isEmpty ? message : "\(subject): \(message)"
+        if let suggestion { s += " (\(suggestion))" }
+        return s
+    }
+
+    /// Shorthand for a located spec validation error.
+    public static func spec(_ path: String, _ message: String) -> WeirError {
+        WeirError(.invalidSpec, subject: path, message)
+    }
+}
+
+/// Several located spec errors reported together, so a user fixes them in one pass.
+public struct SpecErrors: Error, Sendable, CustomStringConvertible {
+    public var errors: [WeirError]
+    public init(_ errors: [WeirError]) { self.errors = errors }
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+}
