@@ -1,1 +1,3 @@
-print("weir")
+import WeirCLI
+
+WeirCommand.main()

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import WeirCore
+import WeirKafka
+import WeirMySQL
+
+/// The root of the `weir` command tree.
+public struct WeirCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "weir",
+        abstract: "Weir: a stream-processing runtime for Kafka → MySQL jobs.",
+        subcommands: [RunCommand.self, ValidateCommand.self, ProduceCommand.self])
+
+    public init() {}
+}
+
+/// The connector kinds this binary knows, handed to the spec parser.
+let connectorKinds: [ConnectorKind] = [KafkaSourceConnector.kind, MySQLSinkConnector.kind]
+
+/// Reads and compiles a job spec file, turning spec errors into a readable failure.
+func loadPlan(_ path: String) throws -> JobPlan {
+    let text: String
+    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+        throw CLIError("cannot read job spec \(path): \(error.localizedDescription)")
+    }
+    do {
+        return try JobPlan.compile(text, connectors: connectorKinds)
+    } catch let e as SpecErrors {
+        throw CLIError("\(path) is not a valid job spec:\n" + e.errors.map { "  \($0)" }.joined(separator: "\n"))
+    } catch let e as WeirError {
+        throw CLIError("\(path): \(e)")
+    }
+}
+
+/// An error printed as-is (no stack, no type name), exit code 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+func printErr(_ s: String) {
+    FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+}
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate", abstract: "Check a job spec: structure, references, types and expressions.")
+
+    @Argument(help: "The job spec (YAML or JSON).") var spec: String
+
+    func run() throws {
+        let plan = try loadPlan(spec)
+        print("\(spec): ok — job '\(plan.name)', \(plan.nodes.count) nodes, parallelism \(plan.parallelism)")
+        for n in plan.nodes {
+            let inputs = n.inputs.map { plan.nodes[$0].id }
+            let from = inputs.isEmpty ? "" : " ← \(inputs.joined(separator: ", "))"
+            print("  \(n.id) [\(kindName(n))]\(from) \(n.schema)")
+        }
+    }
+}
+
+func kindName(_ n: PlannedNode) -> String {
+    switch n.kind {
+    case .source(let c, _, _), .sink(let c, _): return c
+    case .filter: return "filter"
+    case .select: return "select"
+    case .aggregate(_, let w, _): return w == nil ? "aggregate" : "window"
+    case .union: return "union"
+    }
+}

@@ -1,0 +1,257 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Decodes JSON object messages straight into rows of a `RecordBatch`.
+///
+/// Built once per source subtask from the fields the job needs: it scans the
+/// message bytes, matches top-level keys against those names and converts
+/// values to the declared types, without building a dictionary or any
+/// intermediate JSON tree. A message that is not a JSON object, or whose
+/// values violate the declared types, is rejected (the caller counts it).
+public struct JSONRowDecoder: Sendable {
+    public let schema: Schema
+    /// Index of the event-time field in `schema`, if the source has one.
+    public let eventTimeIndex: Int?
+    private let names: [[UInt8]]
+    private let types: [ValueType]
+    private var row: [Value]
+
+    public init(schema: Schema, eventTimeField: String?) {
+        self.schema = schema
+        self.names = schema.fields.map { Array($0.name.utf8) }
+        self.types = schema.fields.map(\.type)
+        self.eventTimeIndex = eventTimeField.flatMap { schema.index(of: $0) }
+        self.row = Array(repeating: .null, count: schema.count)
+    }
+
+    /// Why a message was rejected.
+    public enum Failure: Sendable { case malformed, typeMismatch, missingEventTime }
+
+    /// Decodes one message and appends it to `batch`; returns nil on success.
+    public mutating func decode(_ bytes: UnsafeRawBufferPointer, into batch: inout RecordBatch) -> Failure? {
+        for i in 0..<row.count { row[i] = .null }
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return .malformed }
+        var s = Scanner(p: base, end: bytes.count)
+        s.skipWS()
+        guard s.eat(UInt8(ascii: "{")) else { return .malformed }
+        s.skipWS()
+        if !s.eat(UInt8(ascii: "}")) {
+            while true {
+                s.skipWS()
+                guard let (kStart, kLen, kEscaped) = s.stringSpan() else { return .malformed }
+                s.skipWS()
+                guard s.eat(UInt8(ascii: ":")) else { return .malformed }
+                s.skipWS()
+                let field = kEscaped ? nil : match(s.p + kStart, kLen)
+                if let f = field {
+                    guard let v = s.value() else { return .malformed }
+                    guard let converted = convert(v, types[f]) else { return .typeMismatch }
+                    row[f] = converted
+                } else {
+                    guard s.skipValue() else { return .malformed }
+                }
+                s.skipWS()
+                if s.eat(UInt8(ascii: ",")) { continue }
+                if s.eat(UInt8(ascii: "}")) { break }
+                return .malformed
+            }
+        }
+        s.skipWS()
+        if s.i != s.end { return .malformed }
+        var ts = RecordBatch.noTimestamp
+        if let e = eventTimeIndex {
+            switch row[e] {
+            case .int(let t): ts = t
+            case .double(let d) where d.isFinite: ts = Int64(d)
+            default: return .missingEventTime
+            }
+        }
+        batch.append(row: row, timestamp: ts)
+        return nil
+    }
+
+    @inline(__always) private func match(_ p: UnsafePointer<UInt8>, _ len: Int) -> Int? {
+        for (i, n) in names.enumerated() where n.count == len {
+            if n.withUnsafeBufferPointer({ memcmp($0.baseAddress!, p, len) == 0 }) { return i }
+        }
+        return nil
+    }
+
+    @inline(__always) private func convert(_ v: Value, _ t: ValueType) -> Value? {
+        switch (t, v) {
+        case (_, .null), (.any, _): return v
+        case (.int, .int), (.double, .double), (.string, .string), (.bool, .bool): return v
+        case (.int, .double(let d)): return d.rounded() == d && Swift.abs(d) < 9.2e18 ? .int(Int64(d)) : nil
+        case (.double, .int(let i)): return .double(Double(i))
+        case (.string, _): return .string(v.description)
+        default: return nil
+        }
+    }
+}
+
+/// A cursor over JSON bytes. Kept minimal: the decoder only needs spans of
+/// keys, scalar values, and the ability to skip nested values.
+struct Scanner {
+    let p: UnsafePointer<UInt8>
+    let end: Int
+    var i = 0
+
+    init(p: UnsafePointer<UInt8>, end: Int) { self.p = p; self.end = end }
+
+    @inline(__always) mutating func skipWS() {
+        while i < end {
+            let c = p[i]
+            if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { i += 1 } else { return }
+        }
+    }
+
+    @inline(__always) mutating func eat(_ c: UInt8) -> Bool {
+        if i < end && p[i] == c { i += 1; return true }
+        return false
+    }
+
+    /// Consumes a string; returns the span of its raw content and whether it contains escapes.
+    @inline(__always) mutating func stringSpan() -> (Int, Int, Bool)? {
+        guard eat(UInt8(ascii: "\"")) else { return nil }
+        let start = i
+        var escaped = false
+        while i < end {
+            let c = p[i]
+            if c == UInt8(ascii: "\"") { let len = i - start; i += 1; return (start, len, escaped) }
+            if c == UInt8(ascii: "\\") { escaped = true; i += 2; continue }
+            if c < 0x20 { return nil }
+            i += 1
+        }
+        return nil
+    }
+
+    mutating func value() -> Value? {
+        guard i < end else { return nil }
+        switch p[i] {
+        case UInt8(ascii: "\""):
+            guard let (s, n, esc) = stringSpan() else { return nil }
+            let buf = UnsafeBufferPointer(start: p + s, count: n)
+            if !esc { return .string(String(decoding: buf, as: UTF8.self)) }
+            guard let str = unescape(buf) else { return nil }
+            return .string(str)
+        case UInt8(ascii: "t"): return literal("true") ? .bool(true) : nil
+        case UInt8(ascii: "f"): return literal("false") ? .bool(false) : nil
+        case UInt8(ascii: "n"): return literal("null") ? .null : nil
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            // Nested values are kept as their JSON text.
+            let start = i
+            guard skipValue() else { return nil }
+            return .string(String(decoding: UnsafeBufferPointer(start: p + start, count: i - start), as: UTF8.self))
+        default: return number()
+        }
+    }
+
+    @inline(__always) mutating func literal(_ word: StaticString) -> Bool {
+        let n = word.utf8CodeUnitCount
+        guard i + n <= end, memcmp(p + i, word.utf8Start, n) == 0 else { return false }
+        i += n
+        return true
+    }
+
+    @inline(__always) mutating func number() -> Value? {
+        let start = i
+        var neg = false
+        if i < end && p[i] == UInt8(ascii: "-") { neg = true; i += 1 }
+        var v: Int64 = 0
+        var digits = 0
+        var overflow = false
+        while i < end, p[i] &- 48 < 10 {
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int64(p[i] &- 48))
+            overflow = overflow || o1 || o2
+            v = a; digits += 1; i += 1
+        }
+        guard digits > 0 else { return nil }
+        if i < end, p[i] == UInt8(ascii: ".") || p[i] == UInt8(ascii: "e") || p[i] == UInt8(ascii: "E") || overflow {
+            while i < end, (p[i] &- 48 < 10) || p[i] == UInt8(ascii: ".") || p[i] == UInt8(ascii: "e")
+                    || p[i] == UInt8(ascii: "E") || p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-") { i += 1 }
+            var tmp = [CChar](repeating: 0, count: i - start + 1)
+            for k in 0..<(i - start) { tmp[k] = CChar(bitPattern: p[start + k]) }
+            var endp: UnsafeMutablePointer<CChar>?
+            let d = tmp.withUnsafeMutableBufferPointer { b -> Double? in
+                let r = strtod(b.baseAddress!, &endp)
+                return endp == b.baseAddress! + (i - start) ? r : nil
+            }
+            return d.map { .double($0) }
+        }
+        return .int(neg ? -v : v)
+    }
+
+    /// Skips any JSON value; false if malformed.
+    mutating func skipValue() -> Bool {
+        guard i < end else { return false }
+        let c = p[i]
+        if c == UInt8(ascii: "\"") { return stringSpan() != nil }
+        if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") {
+            var depth = 0
+            while i < end {
+                let ch = p[i]
+                if ch == UInt8(ascii: "\"") { guard stringSpan() != nil else { return false }; continue }
+                if ch == UInt8(ascii: "{") || ch == UInt8(ascii: "[") { depth += 1 }
+                else if ch == UInt8(ascii: "}") || ch == UInt8(ascii: "]") {
+                    depth -= 1
+                    if depth == 0 { i += 1; return true }
+                }
+                i += 1
+            }
+            return false
+        }
+        return value() != nil
+    }
+
+    func unescape(_ b: UnsafeBufferPointer<UInt8>) -> String? {
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count)
+        var k = 0
+        func hex4(_ at: Int) -> UInt32? {
+            guard at + 4 <= b.count else { return nil }
+            var v: UInt32 = 0
+            for j in at..<(at + 4) {
+                let c = b[j]
+                let d: UInt32
+                switch c {
+                case 48...57: d = UInt32(c - 48)
+                case 65...70: d = UInt32(c - 55)
+                case 97...102: d = UInt32(c - 87)
+                default: return nil
+                }
+                v = v << 4 | d
+            }
+            return v
+        }
+        while k < b.count {
+            let c = b[k]
+            if c != UInt8(ascii: "\\") { out.append(c); k += 1; continue }
+            guard k + 1 < b.count else { return nil }
+            let e = b[k + 1]
+            k += 2
+            switch e {
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "u"):
+                guard var cp = hex4(k) else { return nil }
+                k += 4
+                if cp >= 0xD800 && cp < 0xDC00, k + 6 <= b.count, b[k] == UInt8(ascii: "\\"), b[k + 1] == UInt8(ascii: "u"),
+                   let lo = hex4(k + 2), lo >= 0xDC00 && lo < 0xE000 {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+                    k += 6
+                }
+                guard let scalar = Unicode.Scalar(cp) else { out.append(contentsOf: [0xEF, 0xBF, 0xBD]); continue }
+                out.append(contentsOf: Array(String(Character(scalar)).utf8))
+            default: out.append(e)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

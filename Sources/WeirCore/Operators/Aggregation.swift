@@ -1,0 +1,210 @@
+/// Folds one row into a key's accumulators. Shared by every aggregating operator.
+struct AggregateFolder {
+    let aggs: [AggregateSpec]
+    let initial: [Accumulator]
+
+    init(_ aggs: [AggregateSpec]) {
+        self.aggs = aggs
+        self.initial = aggs.map { Accumulator.initial($0.function, type: $0.argument?.type ?? .int) }
+    }
+
+    @inline(__always) func fold(_ accs: inout [Accumulator], _ row: UnsafePointer<Value>) {
+        for i in 0..<aggs.count {
+            let a = aggs[i]
+            let v: Value
+            if let arg = a.argument {
+                if let f = arg.fieldIndex { v = row[f] } else { v = arg.eval(row) }
+            } else {
+                v = .bool(true)
+            }
+            accs[i].add(v, a.function)
+        }
+    }
+
+    func merge(_ into: inout [Accumulator], _ from: [Accumulator]) {
+        for i in 0..<aggs.count { into[i].merge(from[i], aggs[i].function) }
+    }
+}
+
+/// `keyBy` + `aggregate` without a window: a continuously updated result per
+/// key. After each input batch it emits the new result of every key the
+/// batch touched (one row per key), which an upsert sink turns into the
+/// latest value.
+final class ContinuousAggregateOperator: StreamOperator {
+    let keyFields: [Int]
+    let folder: AggregateFolder
+    let outArity: Int
+    var state: [GroupKey: [Accumulator]] = [:]
+    private var touched: [GroupKey] = []
+    private var touchedSet: Set<GroupKey> = []
+
+    init(keyFields: [Int], aggregates: [AggregateSpec], outArity: Int) {
+        self.keyFields = keyFields
+        self.folder = AggregateFolder(aggregates)
+        self.outArity = outArity
+    }
+
+    func process(_ batch: RecordBatch, _ out: Output) throws {
+        let arity = batch.arity
+        var maxTs = RecordBatch.noTimestamp
+        batch.values.withUnsafeBufferPointer { vals in
+            for r in 0..<batch.count {
+                let row = vals.baseAddress! + r * arity
+                let key = GroupKey.of(row, keyFields)
+                folder.fold(&state[key, default: folder.initial], row)
+                if touchedSet.insert(key).inserted { touched.append(key) }
+                maxTs = max(maxTs, batch.timestamps[r])
+            }
+        }
+        var res = RecordBatch(arity: outArity, capacity: touched.count)
+        for key in touched {
+            res.values.append(contentsOf: key.values)
+            for acc in state[key]! { res.values.append(acc.result) }
+            res.timestamps.append(maxTs)
+        }
+        touched.removeAll(keepingCapacity: true)
+        touchedSet.removeAll(keepingCapacity: true)
+        try out.emit(res)
+    }
+}
+
+/// `keyBy` + `window` + `aggregate` on event time: tumbling, sliding and
+/// session windows. Windows fire when the watermark passes their end; a
+/// record arriving after all its windows fired is late: counted and dropped.
+/// Output rows: key fields, `window_start`, `window_end`, aggregates, with
+/// event time `window_end - 1`.
+final class WindowAggregateOperator: StreamOperator {
+    let keyFields: [Int]
+    let window: WindowSpec
+    let folder: AggregateFolder
+    let outArity: Int
+    let metrics: JobMetrics
+    private(set) var currentWatermark = Int64.min
+
+    /// Tumbling and sliding: window start → key → accumulators.
+    var panes: [Int64: [GroupKey: [Accumulator]]] = [:]
+    /// Session windows per key, kept sorted by start.
+    var sessions: [GroupKey: [Session]] = [:]
+    private var earliestSessionEnd = Int64.max
+
+    struct Session { var start: Int64; var end: Int64; var accs: [Accumulator] }
+
+    init(keyFields: [Int], window: WindowSpec, aggregates: [AggregateSpec], outArity: Int, metrics: JobMetrics) {
+        self.keyFields = keyFields
+        self.window = window
+        self.folder = AggregateFolder(aggregates)
+        self.outArity = outArity
+        self.metrics = metrics
+    }
+
+    @inline(__always) static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+        let q = a / b
+        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+    }
+
+    func process(_ batch: RecordBatch, _ out: Output) throws {
+        let arity = batch.arity
+        var late = 0
+        batch.values.withUnsafeBufferPointer { vals in
+            for r in 0..<batch.count {
+                let ts = batch.timestamps[r]
+                if ts == RecordBatch.noTimestamp { late += 1; continue }
+                let row = vals.baseAddress! + r * arity
+                switch window {
+                case .tumbling(let size):
+                    let start = Self.floorDiv(ts, size) * size
+                    if start + size - 1 <= currentWatermark { late += 1; continue }
+                    folder.fold(&panes[start, default: [:]][GroupKey.of(row, keyFields), default: folder.initial], row)
+                case .sliding(let size, let slide):
+                    let key = GroupKey.of(row, keyFields)
+                    var start = Self.floorDiv(ts, slide) * slide
+                    var added = false
+                    while start > ts - size {
+                        if start + size - 1 > currentWatermark {
+                            folder.fold(&panes[start, default: [:]][key, default: folder.initial], row)
+                            added = true
+                        }
+                        start -= slide
+                    }
+                    if !added { late += 1 }
+                case .session(let gap):
+                    let key = GroupKey.of(row, keyFields)
+                    if !addToSession(key, ts: ts, gap: gap, row: row) { late += 1 }
+                }
+            }
+        }
+        if late > 0 { metrics.lateRecords.add(late) }
+    }
+
+    private func addToSession(_ key: GroupKey, ts: Int64, gap: Int64, row: UnsafePointer<Value>) -> Bool {
+        var list = sessions[key] ?? []
+        var merged = Session(start: ts, end: ts + gap, accs: folder.initial)
+        folder.fold(&merged.accs, row)
+        var keep: [Session] = []
+        for s in list {
+            if s.start < merged.end && merged.start < s.end {
+                merged.start = min(merged.start, s.start)
+                merged.end = max(merged.end, s.end)
+                folder.merge(&merged.accs, s.accs)
+            } else {
+                keep.append(s)
+            }
+        }
+        if keep.count == list.count && merged.end - 1 <= currentWatermark { return false }  // late, nothing to join
+        keep.append(merged)
+        keep.sort { $0.start < $1.start }
+        list = keep
+        sessions[key] = list
+        earliestSessionEnd = min(earliestSessionEnd, merged.end)
+        return true
+    }
+
+    func watermark(_ wm: Int64, _ out: Output) throws {
+        guard wm > currentWatermark else { return }
+        currentWatermark = wm
+        try fire(upTo: wm, out)
+        out.emitWatermark(wm)
+    }
+
+    func finish(_ out: Output) throws {
+        try fire(upTo: Int64.max, out)
+    }
+
+    private func fire(upTo wm: Int64, _ out: Output) throws {
+        var res = RecordBatch(arity: outArity)
+        switch window {
+        case .tumbling(let size), .sliding(let size, _):
+            let due = panes.keys.filter { $0 + size - 1 <= wm || wm == Int64.max }.sorted()
+            for start in due {
+                guard let keys = panes.removeValue(forKey: start) else { continue }
+                res.values.reserveCapacity(res.values.count + keys.count * outArity)
+                for (key, accs) in keys { append(&res, key, start, start + size, accs) }
+            }
+        case .session:
+            guard earliestSessionEnd - 1 <= wm || wm == Int64.max else { return }
+            var next = Int64.max
+            for (key, list) in sessions {
+                var keep: [Session] = []
+                for s in list {
+                    if s.end - 1 <= wm || wm == Int64.max { append(&res, key, s.start, s.end, s.accs) }
+                    else { keep.append(s); next = min(next, s.end) }
+                }
+                sessions[key] = keep.isEmpty ? nil : keep
+            }
+            earliestSessionEnd = next
+        }
+        try out.emit(res)
+    }
+
+    @inline(__always) private func append(_ res: inout RecordBatch, _ key: GroupKey, _ start: Int64, _ end: Int64, _ accs: [Accumulator]) {
+        switch key {
+        case .one(let a): res.values.append(a)
+        case .two(let a, let b): res.values.append(a); res.values.append(b)
+        case .many(let vs): res.values.append(contentsOf: vs)
+        }
+        res.values.append(.int(start))
+        res.values.append(.int(end))
+        for a in accs { res.values.append(a.result) }
+        res.timestamps.append(end - 1)
+    }
+}

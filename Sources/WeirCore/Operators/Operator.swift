@@ -1,0 +1,121 @@
+/// A step of a pipeline, run by one subtask on one thread. Operators get
+/// whole batches and emit whole batches; control signals arrive as calls.
+public protocol StreamOperator: AnyObject {
+    /// Processes one batch, emitting results into `out`.
+    func process(_ batch: RecordBatch, _ out: Output) throws
+    /// The combined watermark of this subtask's inputs advanced to `wm`.
+    func watermark(_ wm: Int64, _ out: Output) throws
+    /// All inputs ended: emit what remains (open windows fire).
+    func finish(_ out: Output) throws
+}
+
+extension StreamOperator {
+    public func watermark(_ wm: Int64, _ out: Output) throws { out.emitWatermark(wm) }
+    public func finish(_ out: Output) throws {}
+}
+
+/// Where a subtask's results go: operators chained into the same thread,
+/// or channels to other subtasks (forward or partitioned by key group).
+public final class Output {
+    enum Target {
+        case chained(any StreamOperator, Output)
+        case forward(Channel, input: Int)
+        case keyed(KeyedExchange)
+    }
+
+    var targets: [Target] = []
+
+    public init() {}
+
+    public func emit(_ batch: RecordBatch) throws {
+        if batch.isEmpty { return }
+        for t in targets {
+            switch t {
+            case .chained(let op, let out): try op.process(batch, out)
+            case .forward(let ch, let input): if !ch.send(input, .batch(batch)) { throw CancellationError() }
+            case .keyed(let ex): try ex.send(batch)
+            }
+        }
+    }
+
+    public func emitWatermark(_ wm: Int64) {
+        for t in targets {
+            switch t {
+            case .chained(let op, let out): try? op.watermark(wm, out)
+            case .forward(let ch, let input): ch.send(input, .watermark(wm))
+            case .keyed(let ex): ex.broadcast(.watermark(wm))
+            }
+        }
+    }
+
+    public func emitIdle() {
+        for t in targets {
+            switch t {
+            case .chained(_, let out): out.emitIdle()
+            case .forward(let ch, let input): ch.send(input, .idle)
+            case .keyed(let ex): ex.broadcast(.idle)
+            }
+        }
+    }
+
+    /// End of stream: chained operators finish first, then channels get `.end`.
+    public func emitEnd() throws {
+        for t in targets {
+            switch t {
+            case .chained(let op, let out):
+                try op.finish(out)
+                try out.emitEnd()
+            case .forward(let ch, let input): ch.send(input, .end)
+            case .keyed(let ex): ex.broadcast(.end)
+            }
+        }
+    }
+}
+
+/// Splits batches by key group and sends each part to the subtask that owns it.
+public final class KeyedExchange {
+    let channels: [Channel]
+    let input: Int
+    let keyFields: [Int]
+    let maxParallelism: Int
+    private var parts: [RecordBatch]
+
+    init(channels: [Channel], input: Int, keyFields: [Int], maxParallelism: Int, arity: Int) {
+        self.channels = channels
+        self.input = input
+        self.keyFields = keyFields
+        self.maxParallelism = maxParallelism
+        self.parts = channels.map { _ in RecordBatch(arity: arity) }
+    }
+
+    func send(_ batch: RecordBatch) throws {
+        let n = channels.count
+        if n == 1 {
+            if !channels[0].send(input, .batch(batch)) { throw CancellationError() }
+            return
+        }
+        let arity = batch.arity
+        batch.values.withUnsafeBufferPointer { vals in
+            for r in 0..<batch.count {
+                let row = vals.baseAddress! + r * arity
+                let h: UInt64
+                if keyFields.count == 1 { h = KeyGroups.hash(row[keyFields[0]]) }
+                else { h = GroupKey.of(row, keyFields).stableHash }
+                let kg = KeyGroups.keyGroup(hash: h, maxParallelism: maxParallelism)
+                let target = KeyGroups.subtask(keyGroup: kg, parallelism: n, maxParallelism: maxParallelism)
+                parts[target].append(rowOf: batch, r)
+            }
+        }
+        for i in 0..<n where !parts[i].isEmpty {
+            let part = parts[i]
+            parts[i] = RecordBatch(arity: arity, capacity: part.count)
+            if !channels[i].send(input, .batch(part)) { throw CancellationError() }
+        }
+    }
+
+    func broadcast(_ e: StreamElement) {
+        for c in channels { c.send(input, e) }
+    }
+}
+
+struct CancellationError: Error {}

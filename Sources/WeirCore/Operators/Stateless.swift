@@ -1,0 +1,68 @@
+/// `filter`: keeps the records whose compiled condition is true.
+final class FilterOperator: StreamOperator {
+    let condition: CompiledExpr
+    init(_ c: CompiledExpr) { condition = c }
+
+    func process(_ batch: RecordBatch, _ out: Output) throws {
+        var kept = RecordBatch(arity: batch.arity, capacity: batch.count)
+        let eval = condition.eval, arity = batch.arity
+        batch.values.withUnsafeBufferPointer { vals in
+            for r in 0..<batch.count where eval(vals.baseAddress! + r * arity).isTrue {
+                kept.append(rowOf: batch, r)
+            }
+        }
+        try out.emit(kept)
+    }
+}
+
+/// `select`: computes a new row from compiled expressions (projection when
+/// they are plain field references). Event timestamps are carried along.
+final class SelectOperator: StreamOperator {
+    let exprs: [CompiledExpr]
+    let fieldOnly: [Int]?
+    init(_ e: [CompiledExpr]) {
+        exprs = e
+        let idx = e.compactMap(\.fieldIndex)
+        fieldOnly = idx.count == e.count ? idx : nil
+    }
+
+    func process(_ batch: RecordBatch, _ out: Output) throws {
+        let arity = batch.arity, n = exprs.count
+        var res = RecordBatch(arity: n, capacity: batch.count)
+        res.timestamps = batch.timestamps
+        res.values.reserveCapacity(batch.count * n)
+        batch.values.withUnsafeBufferPointer { vals in
+            if let f = fieldOnly {
+                for r in 0..<batch.count {
+                    let base = r * arity
+                    for i in f { res.values.append(vals[base + i]) }
+                }
+            } else {
+                for r in 0..<batch.count {
+                    let row = vals.baseAddress! + r * arity
+                    for e in exprs { res.values.append(e.eval(row)) }
+                }
+            }
+        }
+        try out.emit(res)
+    }
+}
+
+/// `union`: several inputs, one output (the inbox already merged them).
+final class UnionOperator: StreamOperator {
+    func process(_ batch: RecordBatch, _ out: Output) throws { try out.emit(batch) }
+}
+
+/// Terminal operator handing batches to a connector's sink writer.
+final class SinkOperator: StreamOperator {
+    let writer: any SinkWriter
+    let metrics: JobMetrics
+    init(writer: any SinkWriter, metrics: JobMetrics) { self.writer = writer; self.metrics = metrics }
+
+    func process(_ batch: RecordBatch, _ out: Output) throws {
+        try writer.write(batch)
+        metrics.recordsOut.add(batch.count)
+    }
+    func watermark(_ wm: Int64, _ out: Output) throws {}
+    func finish(_ out: Output) throws { try writer.flush() }
+}

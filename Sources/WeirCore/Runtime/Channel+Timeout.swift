@@ -1,0 +1,6 @@
+import Foundation
+
+extension Channel {
+    /// Result of a receive with a deadline.
+    public enum Received { case element(Int, StreamElement), timeout, cancelled }
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+/// What travels between subtasks: data batches and in-band control signals.
+public enum StreamElement: Sendable {
+    case batch(RecordBatch)
+    /// No record with an event time at or below this will follow on this input.
+    case watermark(Int64)
+    /// The input has no data for now and must not hold watermarks back.
+    case idle
+    /// The input is complete.
+    case end
+}
+
+/// A bounded multi-producer, single-consumer queue of stream elements: the
+/// inbox of one subtask. Producers block when it is full (backpressure);
+/// `cancel()` wakes everyone so a failing job shuts down promptly.
+///
+/// `@unchecked Sendable`: all mutable state is guarded by `cond`.
+public final class Channel: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var items: [(Int, StreamElement)?]
+    private var head = 0
+    private var count = 0
+    private var cancelled = false
+    public let capacity: Int
+    /// Nanoseconds producers spent blocked on a full queue (backpressure time).
+    public private(set) var blockedNanos: UInt64 = 0
+
+    public init(capacity: Int) {
+        self.capacity = max(1, capacity)
+        self.items = Array(repeating: nil, count: self.capacity)
+    }
+
+    /// Enqueues an element from input `input`; false if the channel was cancelled.
+    @discardableResult
+    public func send(_ input: Int, _ e: StreamElement) -> Bool {
+        cond.lock()
+        defer { cond.unlock() }
+        if count == capacity && !cancelled {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            while count == capacity && !cancelled { cond.wait() }
+            blockedNanos &+= DispatchTime.now().uptimeNanoseconds &- t0
+        }
+        if cancelled { return false }
+        items[(head + count) % capacity] = (input, e)
+        count += 1
+        cond.broadcast()
+        return true
+    }
+
+    /// Dequeues the next element, blocking; nil once cancelled.
+    public func receive() -> (Int, StreamElement)? {
+        cond.lock()
+        defer { cond.unlock() }
+        while count == 0 && !cancelled { cond.wait() }
+        if cancelled { return nil }
+        let e = items[head]
+        items[head] = nil
+        head = (head + 1) % capacity
+        count -= 1
+        cond.broadcast()
+        return e
+    }
+
+    /// Dequeues the next element, waiting at most until `deadline`.
+    public func receive(before deadline: Date) -> Received {
+        cond.lock()
+        defer { cond.unlock() }
+        while count == 0 && !cancelled {
+            if !cond.wait(until: deadline) { break }
+        }
+        if cancelled { return .cancelled }
+        if count == 0 { return .timeout }
+        let e = items[head]!
+        items[head] = nil
+        head = (head + 1) % capacity
+        count -= 1
+        cond.broadcast()
+        return .element(e.0, e.1)
+    }
+
+    public func cancel() {
+        cond.lock()
+        cancelled = true
+        cond.broadcast()
+        cond.unlock()
+    }
+}

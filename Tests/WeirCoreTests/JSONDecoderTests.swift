@@ -1,0 +1,47 @@
+import XCTest
+@testable import WeirCore
+
+final class JSONDecoderTests: XCTestCase {
+    func decode(_ json: String, schema: Schema, eventTime: String? = nil) -> (RecordBatch, JSONRowDecoder.Failure?) {
+        var d = JSONRowDecoder(schema: schema, eventTimeField: eventTime)
+        var b = RecordBatch(arity: schema.count)
+        let bytes = Array(json.utf8)
+        let f = bytes.withUnsafeBytes { d.decode($0, into: &b) }
+        return (b, f)
+    }
+
+    let schema = Schema([.init("user_id", .int), .init("amount", .double), .init("name", .string), .init("ts", .int)])
+
+    func testDecodesWantedFieldsAndSkipsOthers() {
+        let (b, f) = decode(#"{"extra": {"a": [1, 2, {"b": "}"}]}, "user_id": 12, "amount": 3, "name": "a\"b\\c\u00e9\ud83d\ude00", "ts": 1700000000123, "z": null}"#,
+                            schema: schema, eventTime: "ts")
+        XCTAssertNil(f)
+        XCTAssertEqual(b.row(0), [.int(12), .double(3), .string("a\"b\\cé😀"), .int(1700000000123)])
+        XCTAssertEqual(b.timestamps, [1700000000123])
+    }
+
+    func testMissingFieldsAreNull() {
+        let (b, f) = decode(#"{"user_id": -5}"#, schema: schema)
+        XCTAssertNil(f)
+        XCTAssertEqual(b.row(0), [.int(-5), .null, .null, .null])
+    }
+
+    func testNumbersInAllShapes() {
+        let s = Schema([.init("a", .any), .init("b", .any), .init("c", .any), .init("d", .int)])
+        let (b, f) = decode(#"{"a": 1.5e3, "b": -0.25, "c": 99999999999999999999, "d": 42.0}"#, schema: s)
+        XCTAssertNil(f)
+        XCTAssertEqual(b.row(0), [.double(1500), .double(-0.25), .double(1e20), .int(42)])
+    }
+
+    func testRejectsMalformedAndMistyped() {
+        XCTAssertEqual(decode("not json", schema: schema).1, .malformed)
+        XCTAssertEqual(decode(#"{"user_id": 1"#, schema: schema).1, .malformed)
+        XCTAssertEqual(decode(#"{"user_id": 1} trailing"#, schema: schema).1, .malformed)
+        XCTAssertEqual(decode(#"[1, 2]"#, schema: schema).1, .malformed)
+        XCTAssertEqual(decode(#"{"user_id": "seven"}"#, schema: schema).1, .typeMismatch)
+        XCTAssertEqual(decode(#"{"user_id": 1.5}"#, schema: schema).1, .typeMismatch)
+        XCTAssertEqual(decode(#"{"user_id": 1}"#, schema: schema, eventTime: "ts").1, .missingEventTime)
+        // A rejected message leaves the batch untouched.
+        XCTAssertEqual(decode(#"{"user_id": "x"}"#, schema: schema).0.count, 0)
+    }
+}

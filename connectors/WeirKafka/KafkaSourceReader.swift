@@ -1,0 +1,294 @@
+import CRdKafka
+import Foundation
+import WeirCore
+
+/// One source subtask's Kafka consumer: a single `rd_kafka_t` with the
+/// subtask's partitions assigned manually (no group subscription, no
+/// rebalancing, nothing committed), drained through one queue in batches.
+///
+/// The hot path (`poll`) does no allocation: messages land in a reusable
+/// pointer buffer, splits are found through precomputed per-topic tables,
+/// and payloads are handed out in place before the message is destroyed.
+/// Used from one thread at a time, as `SourceReader` requires.
+final class KafkaSourceReader: SourceReader {
+    let splitNames: [String]
+    private let handle: KafkaHandle
+    private let queue: OpaquePointer
+    private let label: String
+    private let bootstrap: String
+
+    // Per topic (index t): handle for pointer comparison, C name, partition → split index (-1: not owned).
+    private var topicRkts: [OpaquePointer]
+    private let topicNames: [UnsafeMutablePointer<CChar>]
+    private let partitionToSplit: [[Int]]
+
+    // Per split (index s).
+    private let splitTopic: [Int]
+    private let splitPartition: [Int32]
+    private let startOffset: [Int64]   // requested: -2 beginning, -1 end, or an offset
+    private var floorOffset: [Int64]   // messages below this are skipped (end resolved for `latest`)
+    private var nextOffset: [Int64]    // offset of the next message to deliver, -1 while unknown
+    private var startChecked: [Bool]   // explicit start offset checked against the watermarks
+    private var uncheckedStarts: Int
+
+    private var buffer: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
+    private var bufferCapacity: Int
+    private var closed = false
+
+    init(connector c: KafkaSourceConnector, splits: [(topic: String, partition: Int32, name: String)]) throws {
+        try KafkaLibrary.checkVersion()
+        label = "Kafka source \(c.bootstrap)"
+        bootstrap = c.bootstrap
+        splitNames = splits.map(\.name)
+        let settings = baseKafkaSettings(bootstrap: c.bootstrap) + [
+            ("group.id", "weir"),                  // needed for the consumer queue; never joined or committed
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),      // tells us when a partition (even an empty one) is drained
+            ("auto.offset.reset", "error"),        // an out-of-range start offset is an error, not a silent skip
+            ("fetch.wait.max.ms", "50"),
+            ("fetch.queue.backoff.ms", "20"),      // librdkafka >= 2.4 otherwise pauses 1 s when its queue fills
+            ("fetch.error.backoff.ms", "100"),
+            ("queued.min.messages", "200000"),
+            ("queued.max.messages.kbytes", "65536"),
+            ("max.partition.fetch.bytes", "8388608"),
+            ("fetch.max.bytes", "52428800"),
+        ] + c.sortedProperties
+        handle = try KafkaHandle(RD_KAFKA_CONSUMER, settings: settings, subject: label)
+        handle.events.echo = true
+        handle.events.label = label
+        rd_kafka_poll_set_consumer(handle.rk)   // error events arrive on the queue we consume
+        guard let q = rd_kafka_queue_get_consumer(handle.rk) else {
+            throw WeirError(.kafka, subject: label, "consumer has no queue (is 'group.id' empty?)")
+        }
+        queue = q
+
+        var topicOrder: [String] = []
+        for s in splits where !topicOrder.contains(s.topic) { topicOrder.append(s.topic) }
+        topicNames = topicOrder.map { strdup($0)! }
+        topicRkts = []
+        var maps: [[Int]] = []
+        for t in topicOrder {
+            topicRkts.append(rd_kafka_topic_new(handle.rk, t, nil))
+            let maxP = splits.filter { $0.topic == t }.map { Int($0.partition) }.max() ?? 0
+            var m = [Int](repeating: -1, count: maxP + 1)
+            for (i, s) in splits.enumerated() where s.topic == t { m[Int(s.partition)] = i }
+            maps.append(m)
+        }
+        partitionToSplit = maps
+        splitTopic = splits.map { s in topicOrder.firstIndex(of: s.topic)! }
+        splitPartition = splits.map(\.partition)
+        startOffset = splits.map { c.startOffset(topic: $0.topic, partition: $0.partition) }
+        floorOffset = startOffset.map { max($0, 0) }
+        nextOffset = startOffset.map { $0 >= 0 ? $0 : -1 }
+        startChecked = startOffset.map { $0 < 0 }
+        uncheckedStarts = startChecked.filter { !$0 }.count
+
+        bufferCapacity = 4096
+        buffer = .allocate(capacity: bufferCapacity)
+
+        // Learn the partition leaders before assigning: a partition assigned while its
+        // leader is unknown waits a fixed 500 ms before librdkafka retries the offset lookup.
+        var md: UnsafePointer<rd_kafka_metadata_t>?
+        if rd_kafka_metadata(handle.rk, 0, nil, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR, let md {
+            rd_kafka_metadata_destroy(md)
+        }
+
+        let list = rd_kafka_topic_partition_list_new(Int32(max(1, splits.count)))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (i, s) in splits.enumerated() {
+            rd_kafka_topic_partition_list_add(list, s.topic, s.partition).pointee.offset = startOffset[i]
+        }
+        let err = rd_kafka_assign(handle.rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            close()
+            throw WeirError(.kafka, subject: label, "cannot assign partitions: \(errorText(err))")
+        }
+        do { try resolveLatest() } catch { close(); throw error }
+    }
+
+    /// `latest` must mean "the end when the reader opened". librdkafka resolves it
+    /// with ListOffsets, which some brokers (Tansu) answer with a stale value, so
+    /// take the high watermark of the first Fetch response instead and skip
+    /// anything below it.
+    private func resolveLatest() throws {
+        var pending = startOffset.indices.filter { startOffset[$0] == kOffsetEnd }
+        let start = ContinuousClock.now
+        while !pending.isEmpty {
+            pending.removeAll { s in
+                let (_, hi) = watermarks(s)
+                guard hi >= 0 else { return false }
+                floorOffset[s] = hi
+                nextOffset[s] = hi
+                return true
+            }
+            if pending.isEmpty { break }
+            if start.duration(to: .now) > .seconds(15) {
+                throw brokerUnreachable(bootstrap,
+                                        "no fetch response for \(pending.map { splitNames[$0] }.joined(separator: ", ")) within 15 s"
+                                            + (handle.events.lastError.map { " (\($0))" } ?? ""))
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+    }
+
+    /// An explicit start offset past the end must fail rather than wait forever:
+    /// Kafka reports OFFSET_OUT_OF_RANGE, but some brokers (Tansu) just return
+    /// nothing. Checked (without blocking) once the first Fetch response is in.
+    private func checkStartOffsets() throws {
+        for s in startChecked.indices where !startChecked[s] {
+            let (lo, hi) = watermarks(s)
+            guard hi >= 0 else { continue }
+            startChecked[s] = true
+            uncheckedStarts -= 1
+            let start = startOffset[s]
+            if nextOffset[s] == start && (start > hi || (lo >= 0 && start < lo)) {
+                throw WeirError(.kafka, subject: "Kafka partition \(splitNames[s])",
+                                "start offset \(start) is out of range (the partition holds offsets \(max(lo, 0))..<\(hi))",
+                                suggestion: "check 'startOffsets'")
+            }
+        }
+    }
+
+    private func watermarks(_ s: Int) -> (Int64, Int64) {
+        var lo = kOffsetInvalid, hi = kOffsetInvalid
+        _ = rd_kafka_get_watermark_offsets(handle.rk, topicNames[splitTopic[s]], splitPartition[s], &lo, &hi)
+        return (lo, hi)
+    }
+
+    @inline(__always)
+    private func splitIndex(_ rkt: OpaquePointer?, _ partition: Int32) -> Int {
+        var t = -1
+        for i in 0..<topicRkts.count where topicRkts[i] == rkt { t = i; break }
+        if t < 0 {
+            guard let rkt, let name = rd_kafka_topic_name(rkt) else { return -1 }
+            for i in 0..<topicNames.count where strcmp(topicNames[i], name) == 0 { t = i; break }
+            if t < 0 { return -1 }
+        }
+        let map = partitionToSplit[t]
+        return partition >= 0 && Int(partition) < map.count ? map[Int(partition)] : -1
+    }
+
+    func poll(maxMessages: Int, timeoutMillis: Int, _ deliver: (Int, UnsafeRawBufferPointer) -> Void) throws -> Int {
+        guard !closed, maxMessages > 0 else { return 0 }
+        if uncheckedStarts > 0 { try checkStartOffsets() }
+        if maxMessages > bufferCapacity {
+            buffer.deallocate()
+            bufferCapacity = maxMessages
+            buffer = .allocate(capacity: bufferCapacity)
+        }
+        // Take what is already queued; only if nothing is, wait for the first
+        // message (consume_batch would wait for a full batch or the timeout).
+        var n = rd_kafka_consume_batch_queue(queue, 0, buffer, maxMessages)
+        if n == 0 && timeoutMillis > 0 {
+            if let first = rd_kafka_consume_queue(queue, Int32(clamping: timeoutMillis)) {
+                buffer[0] = first
+                n = 1
+                if maxMessages > 1 {
+                    let more = rd_kafka_consume_batch_queue(queue, 0, buffer + 1, maxMessages - 1)
+                    if more > 0 { n += more }
+                }
+            }
+        }
+        if n < 0 {
+            throw WeirError(.kafka, subject: label, "consume failed: \(errorText(rd_kafka_last_error()))")
+        }
+
+        var delivered = 0
+        var failure: WeirError?
+        for i in 0..<n {
+            let m = buffer[i]!
+            defer { rd_kafka_message_destroy(m) }
+            let msg = m.pointee
+            let s = splitIndex(msg.rkt, msg.partition)
+            if msg.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                guard s >= 0, msg.offset >= floorOffset[s] else { continue }
+                nextOffset[s] = msg.offset + 1
+                if let payload = msg.payload {
+                    deliver(s, UnsafeRawBufferPointer(start: payload, count: msg.len))
+                    delivered += 1
+                }
+            } else if msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                // The fetcher reached the end: everything before `offset` has been delivered.
+                if s >= 0 && msg.offset > nextOffset[s] { nextOffset[s] = msg.offset }
+            } else if failure == nil {
+                failure = classify(m, split: s)
+            }
+        }
+        if let failure { throw failure }
+        return delivered
+    }
+
+    /// Turns a per-message error into a thrown WeirError if it is fatal; logs and ignores transient ones.
+    private func classify(_ m: UnsafeMutablePointer<rd_kafka_message_t>, split s: Int) -> WeirError? {
+        let err = m.pointee.err
+        let reason = rd_kafka_message_errstr(m).map { String(cString: $0) } ?? errorText(err)
+        let part: String
+        if s >= 0 { part = splitNames[s] }
+        else if let rkt = m.pointee.rkt, let name = rd_kafka_topic_name(rkt) { part = "\(String(cString: name))/\(m.pointee.partition)" }
+        else { part = "" }
+        let subject = part.isEmpty ? label : "Kafka partition \(part)"
+        switch err {
+        case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+            return WeirError(.topicMissing, subject: subject, "no longer exists: \(reason)",
+                             suggestion: "was the topic deleted or the broker restarted?")
+        case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET, RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
+            return WeirError(.kafka, subject: subject, "start offset is out of range: \(reason)",
+                             suggestion: "check 'startOffsets' against the partition's retained offsets")
+        case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
+             RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR__AUTHENTICATION,
+             RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+            return WeirError(.kafka, subject: subject, "not allowed: \(reason)",
+                             suggestion: "check the credentials and ACLs in 'properties'")
+        case RD_KAFKA_RESP_ERR__FATAL:
+            var buf = [CChar](repeating: 0, count: 512)
+            let code = rd_kafka_fatal_error(handle.rk, &buf, buf.count)
+            return WeirError(.kafka, subject: subject, "fatal client error: \(errorText(code)): \(cString(buf))")
+        default:
+            handle.events.recordError(err, part.isEmpty ? reason : "\(part): \(reason)")
+            return nil
+        }
+    }
+
+    func progress() -> [SplitProgress] {
+        var out: [SplitProgress] = []
+        out.reserveCapacity(splitNames.count)
+        for s in splitNames.indices {
+            let (lo, hi) = closed ? (kOffsetInvalid, kOffsetInvalid) : watermarks(s)
+            var next = nextOffset[s]
+            if !startChecked[s] && hi >= 0 && next > hi { next = -1 }   // poll will report it out of range
+            if next < 0 && startOffset[s] == kOffsetBeginning {
+                // Nothing delivered yet: the next message is the first retained one.
+                if lo >= 0 { next = lo }
+                else if hi == 0 { next = 0 }
+                else if !closed {
+                    let pos = rd_kafka_topic_partition_list_new(1)!
+                    defer { rd_kafka_topic_partition_list_destroy(pos) }
+                    let e = rd_kafka_topic_partition_list_add(pos, topicNames[splitTopic[s]], splitPartition[s])!
+                    if rd_kafka_position(handle.rk, pos) == RD_KAFKA_RESP_ERR_NO_ERROR, e.pointee.offset >= 0 {
+                        next = e.pointee.offset
+                    }
+                }
+            }
+            out.append(SplitProgress(name: splitNames[s], nextOffset: next, highWatermark: hi >= 0 ? hi : -1))
+        }
+        return out
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        rd_kafka_queue_destroy(queue)
+        _ = rd_kafka_assign(handle.rk, nil)
+        for rkt in topicRkts { rd_kafka_topic_destroy(rkt) }
+        topicRkts = []
+        // Nothing is committed, so skip the consumer-group close handshake (it can block on a dead broker).
+        handle.destroy(flags: kDestroyNoConsumerClose)
+    }
+
+    deinit {
+        close()
+        buffer.deallocate()
+        for n in topicNames { free(n) }
+    }
+}

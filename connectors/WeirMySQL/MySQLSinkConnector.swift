@@ -1,0 +1,337 @@
+import WeirCore
+
+/// The `mysql:` sink: writes the records reaching it into one MySQL/MariaDB
+/// table, either appending rows or upserting them by a key.
+///
+/// It exists to hold the validated configuration of one sink node (it is
+/// `Sendable` and cheap to copy); the real work happens in `check(schema:)`,
+/// which validates the table against the records before the job starts, and
+/// in the writers returned by `openWriter`, one per sink subtask, each with
+/// its own connection and transaction.
+///
+/// Spec keys: `url` (required), `table` (required), `mode` (`append` default,
+/// or `upsert`), `key` (list of column names; required for upsert),
+/// `batchSize` (rows per INSERT statement, default 4000).
+///
+/// Upsert needs a PRIMARY KEY or UNIQUE index whose columns are all key
+/// columns; without one `ON DUPLICATE KEY UPDATE` would silently append
+/// duplicates, so `check` reports it as an error (with the ALTER TABLE to run)
+/// rather than a warning.
+public struct MySQLSinkConnector: SinkConnector {
+    /// How rows are written.
+    public enum Mode: String, Sendable, CaseIterable {
+        /// Plain INSERTs.
+        case append
+        /// INSERT ... ON DUPLICATE KEY UPDATE of the non-key columns.
+        case upsert
+    }
+
+    /// Rows per INSERT statement when the spec does not say.
+    public static let defaultBatchSize = 4000
+
+    /// Server, credentials and database (the table is looked up in it).
+    public var url: MySQLURL
+    /// The target table, in the URL's database.
+    public var table: String
+    /// Append or upsert.
+    public var mode: Mode
+    /// The columns identifying a row (upsert); also used for the suggested DDL.
+    public var key: [String]
+    /// Rows per multi-row INSERT statement.
+    public var batchSize: Int
+
+    /// A sink writing into `table` of the URL's database. For `.upsert`,
+    /// `key` names the columns identifying a row (validated by `check`).
+    public init(url: MySQLURL, table: String, mode: Mode = .append, key: [String] = [],
+                batchSize: Int = MySQLSinkConnector.defaultBatchSize) {
+        self.url = url
+        self.table = table
+        self.mode = mode
+        self.key = key
+        self.batchSize = max(1, batchSize)
+    }
+
+    /// The `mysql` connector kind, reading `url`, `table`, `mode`, `key` and
+    /// `batchSize` from the node's configuration (the caller rejects unknown keys).
+    public static let kind: ConnectorKind = .sink(name: "mysql") { reader in
+        let urlText = reader.string("url", required: true)
+        let table = reader.string("table", required: true)
+        let modeText = reader.string("mode")
+        let key = reader.stringList("key")
+        let batchSize = reader.int("batchSize")
+        var ok = urlText != nil && table != nil
+
+        var url: MySQLURL?
+        if let urlText {
+            do { url = try MySQLURL(urlText) } catch let e as WeirError {
+                // The message never contains the password (see MySQLURL.init).
+                reader.fail("url", e.suggestion.map { "\(e.message) (\($0))" } ?? e.message)
+                ok = false
+            } catch {
+                reader.fail("url", "not a valid MySQL URL")
+                ok = false
+            }
+        }
+        if let table, table.isEmpty || table.utf8.count > 64 {
+            reader.fail("table", table.isEmpty ? "the table name is empty" : "the table name is longer than 64 characters")
+            ok = false
+        }
+        var mode = Mode.append
+        if let modeText {
+            if let m = Mode(rawValue: modeText) { mode = m } else {
+                var msg = "unknown mode '\(modeText)' (expected append or upsert)"
+                if let best = closestMatch(modeText, in: Mode.allCases.map(\.rawValue)) { msg += "; did you mean '\(best)'?" }
+                reader.fail("mode", msg)
+                ok = false
+            }
+        }
+        if let key {
+            if key.isEmpty || key.contains(where: \.isEmpty) {
+                reader.fail("key", "the key must list one or more column names")
+                ok = false
+            } else if Set(key.map { $0.lowercased() }).count != key.count {
+                reader.fail("key", "the key lists a column more than once")
+                ok = false
+            }
+        }
+        if mode == .upsert && key == nil {
+            reader.fail("key", "mode upsert needs 'key': the columns identifying a row, e.g. key: [id]")
+            ok = false
+        }
+        if let batchSize, batchSize < 1 || batchSize > 1_000_000 {
+            reader.fail("batchSize", "batchSize must be between 1 and 1000000 (got \(batchSize))")
+            ok = false
+        }
+        guard ok, let url, let table else { return nil }
+        return MySQLSinkConnector(url: url, table: table, mode: mode, key: key ?? [],
+                                  batchSize: batchSize ?? defaultBatchSize)
+    }
+
+    /// `table `db`.`t``, the subject of table-level errors.
+    public var tableSubject: String { "table `\(url.database)`.`\(table)`" }
+
+    /// Connects and validates the table against `schema`: the table exists,
+    /// every field is a column, no NOT NULL column without default is left
+    /// unwritten, and (upsert) a PRIMARY/UNIQUE key lies within `key`.
+    public func check(schema: Schema) throws {
+        let conn = try MySQLConnection(url: url)
+        defer { conn.close() }
+        _ = try plan(conn: conn, schema: schema)
+    }
+
+    /// Opens a writer with its own connection (autocommit off), after the same
+    /// validation as `check`, with value converters fixed from the column types.
+    public func openWriter(subtask: Int, schema: Schema) throws -> any SinkWriter {
+        let conn = try MySQLConnection(url: url)
+        do {
+            let plan = try plan(conn: conn, schema: schema)
+            return try MySQLSinkWriter(connection: conn, plan: plan, batchSize: batchSize,
+                                       tableSubject: tableSubject)
+        } catch {
+            conn.close()
+            throw error
+        }
+    }
+
+    // MARK: - Table validation
+
+    /// One column of the target table, from information_schema.COLUMNS.
+    struct ColumnInfo {
+        var name: String
+        var dataType: String
+        var nullable: Bool
+        var hasDefault: Bool
+        var autoIncrement: Bool
+        var generated: Bool
+        var fractionalDigits: Int
+    }
+
+    /// Everything a writer needs, decided once from the table and the schema.
+    struct Plan {
+        var table: String
+        /// The table's name for each schema field, in schema order.
+        var columns: [String]
+        var encodings: [ColumnEncoding]
+        /// Schema positions of the upsert key (empty for append).
+        var keyFields: [Int]
+        var mode: Mode
+    }
+
+    func loadColumns(_ conn: MySQLConnection) throws -> [ColumnInfo] {
+        let sql = """
+            SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT IS NOT NULL, EXTRA, \
+            COALESCE(DATETIME_PRECISION, 0) FROM information_schema.COLUMNS \
+            WHERE TABLE_SCHEMA = '\(conn.escape(url.database))' AND TABLE_NAME = '\(conn.escape(table))' \
+            ORDER BY ORDINAL_POSITION
+            """
+        return try conn.query(sql).rows.map { r in
+            let extra = (r[4] ?? "").lowercased()
+            return ColumnInfo(name: r[0] ?? "", dataType: (r[1] ?? "").lowercased(),
+                              nullable: r[2] == "YES", hasDefault: r[3] == "1",
+                              autoIncrement: extra.contains("auto_increment"),
+                              generated: extra.contains("generated") || extra.contains("virtual") || extra.contains("persistent"),
+                              fractionalDigits: Int(r[5] ?? "0") ?? 0)
+        }
+    }
+
+    /// PRIMARY KEY and UNIQUE indexes: name and columns (in index order).
+    func loadUniqueIndexes(_ conn: MySQLConnection) throws -> [(name: String, columns: [String])] {
+        let sql = """
+            SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+            WHERE TABLE_SCHEMA = '\(conn.escape(url.database))' AND TABLE_NAME = '\(conn.escape(table))' \
+            AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX
+            """
+        var out: [(name: String, columns: [String])] = []
+        for r in try conn.query(sql).rows {
+            let name = r[0] ?? "", col = r[1] ?? ""
+            if out.last?.name == name { out[out.count - 1].columns.append(col) } else { out.append((name, [col])) }
+        }
+        return out
+    }
+
+    func columnSubject(_ name: String) -> String { "column '\(name)' of \(tableSubject)" }
+
+    /// Validates the table against the schema and the key, and derives the writer plan.
+    func plan(conn: MySQLConnection, schema: Schema) throws -> Plan {
+        let q = MySQLConnection.quoteIdentifier
+        if mode == .upsert && key.isEmpty {
+            throw WeirError(.invalidSpec, subject: "\(tableSubject) (mode upsert)", "upsert needs a key",
+                            suggestion: "set key: to the columns identifying a row, e.g. key: [id]")
+        }
+        // Key columns must be fields of the records.
+        for k in key where schema.index(of: k) == nil && !schema.names.contains(where: { $0.lowercased() == k.lowercased() }) {
+            var msg = "is not a field of the records reaching the sink (fields: \(schema.names.joined(separator: ", ")))"
+            if let best = closestMatch(k, in: schema.names) { msg += "; did you mean '\(best)'?" }
+            throw WeirError(.invalidSpec, subject: "key column '\(k)' of the mysql sink into \(tableSubject)", msg,
+                            suggestion: "list in key: only fields the records have")
+        }
+        if schema.fields.isEmpty {
+            throw WeirError(.invalidSpec, subject: tableSubject, "the records reaching the sink have no fields")
+        }
+
+        let columns = try loadColumns(conn)
+        if columns.isEmpty {
+            throw WeirError(.tableMissing, subject: tableSubject, "does not exist",
+                            suggestion: "create it, e.g. \(suggestedDDL(schema: schema))")
+        }
+        let tableNames = columns.map(\.name)
+
+        // Every schema field must be a column (exact name first, else case-insensitive like MySQL).
+        var picked: [ColumnInfo] = []
+        var missing: [String] = []
+        var used = Set<String>()
+        for f in schema.fields {
+            let c = columns.first(where: { $0.name == f.name })
+                ?? columns.first(where: { $0.name.lowercased() == f.name.lowercased() })
+            guard let c else { missing.append(f.name); continue }
+            if !used.insert(c.name.lowercased()).inserted {
+                throw WeirError(.columnMismatch, subject: columnSubject(c.name),
+                                "is written by two fields of the records (names differing only in case)",
+                                suggestion: "rename one of the fields before the sink")
+            }
+            if c.generated {
+                throw WeirError(.columnMismatch, subject: columnSubject(c.name),
+                                "is a generated column and cannot be written",
+                                suggestion: "drop the field '\(f.name)' before the sink (select the other fields)")
+            }
+            picked.append(c)
+        }
+        if let first = missing.first {
+            var msg = "does not exist (the table has columns: \(tableNames.joined(separator: ", ")))"
+            if let best = closestMatch(first, in: tableNames) { msg += "; did you mean '\(best)'?" }
+            if missing.count > 1 { msg += "; fields also missing from the table: \(missing.dropFirst().joined(separator: ", "))" }
+            let adds = missing.map { name in
+                "ADD COLUMN \(q(name)) \(sqlType(schema.fields[schema.index(of: name)!].type, isKey: false))"
+            }.joined(separator: ", ")
+            throw WeirError(.columnMismatch, subject: columnSubject(first), msg,
+                            suggestion: "rename the field to a column of the table, or ALTER TABLE \(q(table)) \(adds)")
+        }
+
+        // Columns that need a value but get none would fail every insert.
+        let written = Set(picked.map { $0.name.lowercased() })
+        if let c = columns.first(where: { !$0.nullable && !$0.hasDefault && !$0.autoIncrement && !$0.generated
+                                          && !written.contains($0.name.lowercased()) }) {
+            throw WeirError(.columnMismatch, subject: columnSubject(c.name),
+                            "is NOT NULL without a default, but the records have no field for it (fields: \(schema.names.joined(separator: ", ")))",
+                            suggestion: "add a field '\(c.name)' to the records, or give the column a default")
+        }
+
+        var keyFields: [Int] = []
+        if mode == .upsert {
+            for k in key {
+                let i = schema.index(of: k) ?? schema.names.firstIndex(where: { $0.lowercased() == k.lowercased() })!
+                keyFields.append(i)
+            }
+            let keyColumns = Set(keyFields.map { picked[$0].name.lowercased() })
+            let indexes = try loadUniqueIndexes(conn)
+            let covered = indexes.contains { idx in idx.columns.allSatisfy { keyColumns.contains($0.lowercased()) } }
+            if !covered {
+                let keyList = keyFields.map { q(picked[$0].name) }.joined(separator: ", ")
+                let existing = indexes.isEmpty ? "it has none"
+                    : "it has: " + indexes.map { "\($0.name) (\($0.columns.joined(separator: ", ")))" }.joined(separator: "; ")
+                throw WeirError(.columnMismatch, subject: tableSubject,
+                                "has no PRIMARY KEY or UNIQUE index over the upsert key (\(keyFields.map { picked[$0].name }.joined(separator: ", "))); \(existing). ON DUPLICATE KEY UPDATE would append duplicates instead of overwriting",
+                                suggestion: "ALTER TABLE \(q(table)) ADD \(indexes.contains { $0.name == "PRIMARY" } ? "UNIQUE KEY" : "PRIMARY KEY") (\(keyList))")
+            }
+        }
+
+        return Plan(table: table, columns: picked.map(\.name), encodings: picked.map(ColumnEncoding.init),
+                    keyFields: keyFields, mode: mode)
+    }
+
+    /// A CREATE TABLE matching the schema (and key), for the "table missing" suggestion.
+    public func suggestedDDL(schema: Schema) -> String {
+        let q = MySQLConnection.quoteIdentifier
+        let keyLower = Set(key.map { $0.lowercased() })
+        var parts = schema.fields.map { f -> String in
+            let isKey = keyLower.contains(f.name.lowercased())
+            return "\(q(f.name)) \(sqlType(f.type, isKey: isKey))\(isKey ? " NOT NULL" : "")"
+        }
+        if !key.isEmpty { parts.append("PRIMARY KEY (\(key.map(q).joined(separator: ", ")))") }
+        return "CREATE TABLE \(q(table)) (\(parts.joined(separator: ", ")))"
+    }
+
+    func sqlType(_ t: ValueType, isKey: Bool) -> String {
+        switch t {
+        case .int: return "BIGINT"
+        case .double: return "DOUBLE"
+        case .bool: return "BOOLEAN"
+        case .string, .any: return isKey ? "VARCHAR(255)" : "TEXT"
+        }
+    }
+}
+
+/// How values are rendered for one target column, decided once from its type.
+enum ColumnEncoding: Sendable, Equatable {
+    /// TINYINT..BIGINT, YEAR, BIT: integers as is, integral doubles as integers.
+    case integer
+    /// DECIMAL, FLOAT, DOUBLE: numbers in full precision.
+    case numeric
+    /// DATETIME / TIMESTAMP: integers are epoch milliseconds, written as the UTC
+    /// instant (with `.mmm` when the column keeps fractional seconds).
+    case datetime(fractional: Bool)
+    /// DATE: integers are epoch milliseconds, written as the UTC date.
+    case date
+    /// Character types, ENUM, SET: everything quoted (an unquoted number
+    /// would be taken as an ENUM index).
+    case text
+    /// Anything else (TIME, BLOB, JSON, UUID...): literals left to the server.
+    case other
+
+    init(_ c: MySQLSinkConnector.ColumnInfo) {
+        switch c.dataType {
+        case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year", "bit", "bool", "boolean":
+            self = .integer
+        case "decimal", "numeric", "float", "double", "real", "double precision", "fixed", "dec":
+            self = .numeric
+        case "datetime", "timestamp":
+            self = .datetime(fractional: c.fractionalDigits > 0)
+        case "date":
+            self = .date
+        case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json":
+            self = .text
+        default:
+            self = .other
+        }
+    }
+}
