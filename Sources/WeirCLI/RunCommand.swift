@@ -15,6 +15,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Plain log lines instead of the live progress line, even on a terminal.")
     var plain = false
 
+    @Option(help: "Write run statistics as JSON to this file when the run ends (used by the benchmarks).")
+    var stats: String?
+
     func run() throws {
         try KafkaLibrary.checkVersion()
         let plan = try loadPlan(spec)
@@ -54,6 +57,15 @@ struct RunCommand: ParsableCommand {
         let outcome = result.withLock { $0 }!
         let m = runner.metrics
         let secs = Date().timeIntervalSince(started)
+        if let stats {
+            let idle = Double(m.idleWaitNanos.load(ordering: .relaxed)) / 1e9
+            let json = """
+            {"recordsIn": \(m.recordsIn.load), "recordsOut": \(m.recordsOut.load), "decodeErrors": \(m.decodeErrors.load), \
+            "lateRecords": \(m.lateRecords.load), "wallSeconds": \(secs), "idleWaitSeconds": \(idle), \
+            "processingSeconds": \(max(0.001, secs - idle))}
+            """
+            try json.write(toFile: stats, atomically: true, encoding: .utf8)
+        }
         switch outcome {
         case .success(.finished):
             printErr(String(format: "[weir] finished: %d records in, %d out, %d malformed skipped, %d late dropped in %.1f s",

@@ -17,6 +17,9 @@ public final class JobMetrics: Sendable {
     public let decodeErrors = Counter()
     public let lateRecords = Counter()
     private let splits = Mutex<[String: SplitProgress]>([:])
+    /// Longest time a source subtask spent waiting at the end of its input
+    /// before `untilIdle` ended it (excluded from processing time in benchmarks).
+    public let idleWaitNanos = Atomic<UInt64>(0)
 
     public init() {}
 

@@ -273,7 +273,16 @@ final class SourceTask: @unchecked Sendable {
                 if let limit = untilIdleNanos {
                     if progress.allSatisfy(\.atEnd) {
                         if atEndSince == nil { atEndSince = now }
-                        if now &- atEndSince! >= limit { break }
+                        if now &- atEndSince! >= limit {
+                            let waited = now &- atEndSince!
+                            var cur = metrics.idleWaitNanos.load(ordering: .relaxed)
+                            while waited > cur {
+                                let (done, orig) = metrics.idleWaitNanos.compareExchange(expected: cur, desired: waited, ordering: .relaxed)
+                                if done { break }
+                                cur = orig
+                            }
+                            break
+                        }
                     } else {
                         atEndSince = nil
                     }

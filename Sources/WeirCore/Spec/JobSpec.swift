@@ -103,6 +103,7 @@ extension JobSpec {
         }
         var nodes: [NodeSpec] = []
         var errors: [WeirError] = []
+        var failedIDs: Set<String> = []
         _ = top.has("nodes")
         if let list = doc["nodes"] as? [Any] {
             if list.isEmpty { top.fail("nodes", "the job has no nodes") }
@@ -111,7 +112,8 @@ extension JobSpec {
                 guard let m = raw as? SpecMapping else { errors.append(.spec(path, "expected a mapping with 'id'")); continue }
                 var r = ConfigReader(path: path, mapping: m)
                 if let n = parseNode(&r, connectors: connectors) { nodes.append(n) }
-                r.rejectUnknown()
+                else if let id = m["id"] as? String { failedIDs.insert(id) }
+                if !r.errors.contains(where: { $0.message.hasPrefix("unknown field") }) { r.rejectUnknown() }
                 errors.append(contentsOf: r.errors)
             }
         } else {
@@ -119,7 +121,7 @@ extension JobSpec {
         }
         top.rejectUnknown()
         errors = top.errors + errors
-        errors.append(contentsOf: checkGraph(nodes))
+        errors.append(contentsOf: checkGraph(nodes, failedIDs: failedIDs))
         if !errors.isEmpty { throw SpecErrors(errors) }
         return JobSpec(name: name, parallelism: parallelism, maxParallelism: maxParallelism,
                        checkpoint: checkpoint, restart: restart, nodes: nodes)
@@ -139,6 +141,10 @@ extension JobSpec {
         let mainKeys = Set(present).subtracting(["keyBy", "window"])
         guard let id else { return nil }
         if mainKeys.isEmpty {
+            // A misspelt kind ("selct") is best reported as exactly that.
+            let allKeys = ["id", "inputs"] + operatorKeys + connectors.map(\.name)
+            let typos = r.raw.keys.filter { !allKeys.contains($0) && closestMatch($0, in: allKeys) != nil }
+            if !typos.isEmpty { r.rejectUnknown(allKeys); return nil }
             let hint = present.contains("keyBy") || present.contains("window") ? " ('keyBy' and 'window' need an 'aggregate')" : ""
             r.fail(nil, "node '\(id)' has no kind: add one of \((connectors.map(\.name) + ["filter", "select", "aggregate", "union"]).joined(separator: ", "))\(hint)")
             return nil
@@ -267,7 +273,7 @@ extension JobSpec {
     }
 
     /// Ids unique, inputs resolve, no cycles, every path ends in a sink.
-    static func checkGraph(_ nodes: [NodeSpec]) -> [WeirError] {
+    static func checkGraph(_ nodes: [NodeSpec], failedIDs: Set<String> = []) -> [WeirError] {
         var errors: [WeirError] = []
         var seen: [String: String] = [:]
         for n in nodes {
@@ -278,6 +284,7 @@ extension JobSpec {
         for n in nodes {
             for (i, input) in n.inputs.enumerated() {
                 guard let target = nodes.first(where: { $0.id == input }) else {
+                    if failedIDs.contains(input) { continue }  // already reported where it is defined
                     var msg = "unknown node '\(input)'"
                     if let b = closestMatch(input, in: ids) { msg += " (did you mean '\(b)'?)" }
                     errors.append(.spec("\(n.path).inputs[\(i)]", msg))
@@ -287,7 +294,7 @@ extension JobSpec {
                 if input == n.id { errors.append(.spec("\(n.path).inputs[\(i)]", "a node cannot read itself")) }
             }
         }
-        if !errors.isEmpty { return errors }
+        if !errors.isEmpty || !failedIDs.isEmpty { return errors }
         // Cycle detection (Kahn).
         var indeg = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, Set($0.inputs).count) })
         var ready = nodes.filter { indeg[$0.id] == 0 }.map(\.id)
