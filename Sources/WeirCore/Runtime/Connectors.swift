@@ -80,3 +80,57 @@ public enum ConnectorKind: Sendable {
         }
     }
 }
+
+// MARK: - Checkpointing (two-phase commit)
+
+/// Identifies the transactions of one sink subtask so that leftovers can be
+/// found and resolved after a crash. Encoded into the sink's transaction ids.
+public struct SinkTransactionScope: Sendable, Equatable {
+    /// The job's name (as in the spec).
+    public var job: String
+    /// Unique id of this run (a restore starts a new run).
+    public var run: String
+    /// The sink node's id.
+    public var node: String
+    public var subtask: Int
+
+    public init(job: String, run: String, node: String, subtask: Int) {
+        self.job = job; self.run = run; self.node = node; self.subtask = subtask
+    }
+}
+
+/// A sink writer taking part in checkpoints: what it writes between two
+/// barriers is one *epoch*, written in its own transaction, prepared when the
+/// barrier arrives and committed only once the checkpoint is complete.
+public protocol TransactionalSinkWriter: SinkWriter {
+    /// Starts epoch `epoch`: rows written from now on belong to it.
+    func begin(epoch: Int64) throws
+    /// Writes out and prepares the current epoch (phase one). Returns the
+    /// transaction id, or nil when the epoch wrote nothing (nothing to commit).
+    func prepare() throws -> String?
+    /// Commits a prepared epoch (phase two). Idempotent: committing an epoch
+    /// that is already committed succeeds.
+    func commit(epoch: Int64) throws
+    /// Rolls back the open epoch and every prepared, uncommitted one.
+    func abortAll()
+}
+
+/// A prepared-but-unresolved transaction found on the sink's server.
+public struct PreparedTransaction: Sendable, Equatable {
+    public var id: String
+    public var scope: SinkTransactionScope
+    public var epoch: Int64
+    public init(id: String, scope: SinkTransactionScope, epoch: Int64) { self.id = id; self.scope = scope; self.epoch = epoch }
+}
+
+/// A sink that supports two-phase commit.
+public protocol TransactionalSinkConnector: SinkConnector {
+    /// Opens a checkpointing writer for one sink subtask.
+    func openTransactionalWriter(scope: SinkTransactionScope, schema: Schema) throws -> any TransactionalSinkWriter
+    /// Resolves leftovers of earlier runs of `job` (sink node `node`): every
+    /// prepared transaction of theirs is committed when `shouldCommit` says
+    /// so (its checkpoint completed), and rolled back otherwise.
+    /// Returns what was committed and what was rolled back.
+    func recover(job: String, node: String, shouldCommit: (PreparedTransaction) -> Bool) throws
+        -> (committed: [PreparedTransaction], rolledBack: [PreparedTransaction])
+}
