@@ -70,6 +70,8 @@ struct RunCommand: ParsableCommand {
         case .success(.finished):
             printErr(String(format: "[weir] finished: %d records in, %d out, %d malformed skipped, %d late dropped in %.1f s",
                             m.recordsIn.load, m.recordsOut.load, m.decodeErrors.load, m.lateRecords.load, secs))
+        case .success(.stopped(let id)):
+            printErr("[weir] stopped with snapshot \(id)")
         case .success(.cancelled):
             printErr("[weir] cancelled after \(m.recordsIn.load) records")
             throw ExitCode(130)

@@ -9,6 +9,9 @@ final class MemorySource: SourceConnector, @unchecked Sendable {
     init(_ splits: [[String]]) { self.splits = splits }
     func discoverSplits() throws -> [String] { splits.indices.map { "mem/\($0)" } }
     func openReader(splits idx: [Int]) throws -> any SourceReader { Reader(idx.map { splits[$0] }, names: idx.map { "mem/\($0)" }) }
+    func resuming(at offsets: [String: Int64]) -> any SourceConnector {
+        MemorySource(splits.enumerated().map { i, s in Array(s.dropFirst(Int(offsets["mem/\(i)"] ?? 0))) })
+    }
 
     final class Reader: SourceReader {
         let data: [[String]]

@@ -38,6 +38,11 @@ public struct KafkaSourceConnector: SourceConnector {
         self.properties = properties
     }
 
+    /// Restore: every listed `topic/partition` starts at its snapshot offset, others at earliest.
+    public func resuming(at offsets: [String: Int64]) -> any SourceConnector {
+        KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: .specific(offsets), properties: properties)
+    }
+
     var sortedProperties: [(String, String)] { properties.sorted { $0.key < $1.key } }
 
     // MARK: Discovery

@@ -79,7 +79,7 @@ final class WindowAggregateOperator: StreamOperator {
     let folder: AggregateFolder
     let outArity: Int
     let metrics: JobMetrics
-    private(set) var currentWatermark = Int64.min
+    var currentWatermark = Int64.min
 
     /// Tumbling and sliding: window start → key → accumulators.
     var panes: [Int64: [GroupKey: [Accumulator]]] = [:]
@@ -87,7 +87,9 @@ final class WindowAggregateOperator: StreamOperator {
     var sessions: [GroupKey: [Session]] = [:]
     private var earliestSessionEnd = Int64.max
 
-    struct Session { var start: Int64; var end: Int64; var accs: [Accumulator] }
+    struct Session: Sendable { var start: Int64; var end: Int64; var accs: [Accumulator] }
+
+    func noteSessionEnd(_ end: Int64) { earliestSessionEnd = min(earliestSessionEnd, end) }
 
     init(keyFields: [Int], window: WindowSpec, aggregates: [AggregateSpec], outArity: Int, metrics: JobMetrics) {
         self.keyFields = keyFields

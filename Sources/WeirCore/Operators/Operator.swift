@@ -58,6 +58,17 @@ public final class Output {
         }
     }
 
+    /// Barriers and stops pass through chained (stateless) operators unchanged.
+    public func emitControl(_ e: StreamElement) throws {
+        for t in targets {
+            switch t {
+            case .chained(_, let out): try out.emitControl(e)
+            case .forward(let ch, let input): if !ch.send(input, e) { throw CancellationError() }
+            case .keyed(let ex): ex.broadcast(e)
+            }
+        }
+    }
+
     /// End of stream: chained operators finish first, then channels get `.end`.
     public func emitEnd() throws {
         for t in targets {

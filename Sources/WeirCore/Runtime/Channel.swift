@@ -9,6 +9,10 @@ public enum StreamElement: Sendable {
     case idle
     /// The input is complete.
     case end
+    /// Checkpoint barrier n: everything before it belongs to snapshot n.
+    case barrier(Barrier)
+    /// The run stops after a stop-with-snapshot (no windows fire).
+    case stop
 }
 
 /// A bounded multi-producer, single-consumer queue of stream elements: the

@@ -46,6 +46,9 @@ public protocol SourceConnector: Sendable {
     func discoverSplits() throws -> [String]
     /// Opens a reader for the given subset of `discoverSplits()` (by index into that list).
     func openReader(splits: [Int]) throws -> any SourceReader
+    /// The same source, resuming each listed split at the given next offset
+    /// (restore from a snapshot); splits not listed start at their earliest offset.
+    func resuming(at offsets: [String: Int64]) -> any SourceConnector
 }
 
 /// Writes the records of one sink subtask. Used from a single thread.

@@ -5,6 +5,7 @@ import Synchronization
 public final class Counter: Sendable {
     private let value = Atomic<Int>(0)
     public init() {}
+
     @inline(__always) public func add(_ n: Int) { value.add(n, ordering: .relaxed) }
     public var load: Int { value.load(ordering: .relaxed) }
 }
@@ -20,6 +21,26 @@ public final class JobMetrics: Sendable {
     /// Longest time a source subtask spent waiting at the end of its input
     /// before `untilIdle` ended it (excluded from processing time in benchmarks).
     public let idleWaitNanos = Atomic<UInt64>(0)
+    public let checkpointsCompleted = Counter()
+    private let lastCheckpoint = Mutex<(durationMillis: Double, bytes: Int)>((0, 0))
+
+
+    func noteCheckpoint(durationMillis: Double, bytes: Int) {
+        checkpointsCompleted.add(1)
+        lastCheckpoint.withLock { $0 = (durationMillis, bytes) }
+    }
+
+    /// Duration and size of the last completed checkpoint.
+    public var lastCheckpointFigures: (durationMillis: Double, bytes: Int) { lastCheckpoint.withLock { $0 } }
+
+    func noteIdleWait(_ nanos: UInt64) {
+        var cur = idleWaitNanos.load(ordering: .relaxed)
+        while nanos > cur {
+            let (done, orig) = idleWaitNanos.compareExchange(expected: cur, desired: nanos, ordering: .relaxed)
+            if done { break }
+            cur = orig
+        }
+    }
 
     public init() {}
 

@@ -22,6 +22,8 @@ public struct RunOptions: Sendable {
 public enum RunOutcome: Sendable, Equatable {
     /// The input was complete (`untilIdle`) and all output is committed.
     case finished
+    /// Stopped with a snapshot: every sink committed exactly up to it.
+    case stopped(snapshotID: String)
     /// `cancel()` was called; uncommitted output was rolled back.
     case cancelled
 }
@@ -29,51 +31,164 @@ public enum RunOutcome: Sendable, Equatable {
 /// Executes a `JobPlan`: every node as `parallelism` subtasks on their own
 /// threads, stateless operators chained into their input's thread, bounded
 /// channels between the rest, keyed exchanges partitioned by key group.
+/// With checkpointing, a coordinator injects barriers at the sources,
+/// inboxes align them, stateful operators snapshot their state and sinks
+/// pre-commit, and the checkpoint completes when every task acknowledged.
 ///
 /// The runner knows connectors only through `SourceConnector`/`SinkConnector`.
 public final class JobRunner: Sendable {
     public let plan: JobPlan
     public let options: RunOptions
     public let metrics = JobMetrics()
+    /// Unique id of this run (part of sink transaction ids).
+    public let runID: String
+    let checkpointing: CheckpointConfig?
+    let restore: RestorePoint?
+    let allowNonRestoredState: Bool
 
     private struct State {
         var error: (any Error)?
         var cancelled = false
         var channels: [Channel] = []
+        var coordinator: CheckpointCoordinator?
+        var stopped: String?
     }
     private let state = Mutex(State())
     private let stopFlag = Atomic<Bool>(false)
 
-    public init(plan: JobPlan, options: RunOptions = RunOptions()) {
+    public init(plan: JobPlan, options: RunOptions = RunOptions(), checkpointing: CheckpointConfig? = nil,
+                restore: RestorePoint? = nil, allowNonRestoredState: Bool = false, runID: String? = nil) {
         self.plan = plan
         self.options = options
+        self.checkpointing = checkpointing
+        self.restore = restore
+        self.allowNonRestoredState = allowNonRestoredState
+        self.runID = runID ?? JobRunner.newRunID()
     }
 
-    /// Stops the run as soon as possible without committing pending output.
+    static func newRunID() -> String {
+        let chars = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        return String((0..<8).map { _ in chars[Int.random(in: 0..<chars.count)] })
+    }
+
+    /// Stops the run as soon as possible without a snapshot; pending output is rolled back.
     public func cancel() {
-        let chans = state.withLock { s -> [Channel] in s.cancelled = true; return s.channels }
-        stopFlag.store(true, ordering: .relaxed)
-        chans.forEach { $0.cancel() }
-    }
-
-    private func fail(_ e: any Error) {
-        let chans = state.withLock { s -> [Channel] in
-            if s.error == nil && !(e is CancellationError) { s.error = e }
-            return s.channels
+        let (chans, coord) = state.withLock { s -> ([Channel], CheckpointCoordinator?) in
+            s.cancelled = true; return (s.channels, s.coordinator)
         }
         stopFlag.store(true, ordering: .relaxed)
         chans.forEach { $0.cancel() }
+        coord?.stop()
     }
 
-    /// Runs the job on the calling thread until it finishes, is cancelled or fails.
+    /// Result of `stopWithSnapshot`.
+    public enum StopResult: Sendable, Equatable {
+        /// The run stopped; every sink committed exactly up to this snapshot.
+        case stopped(snapshotID: String)
+        /// The snapshot failed; the run goes on unchanged.
+        case failed(reason: String)
+    }
+
+    /// Takes a snapshot and stops at it (sources end at the barrier, sinks
+    /// commit). If the snapshot fails, the run keeps going and says why.
+    public func stopWithSnapshot(timeoutSeconds: Double = 120) -> StopResult {
+        guard let coord = state.withLock({ $0.coordinator }) else { return .failed(reason: "the run has not started yet") }
+        switch coord.requestAndWait(.stop, timeoutSeconds: timeoutSeconds) {
+        case .completed(let id): return .stopped(snapshotID: id)
+        case .failed(let reason): return .failed(reason: reason)
+        }
+    }
+
+    /// Takes a savepoint while the run goes on.
+    public func savepoint(timeoutSeconds: Double = 120) -> StopResult {
+        guard let coord = state.withLock({ $0.coordinator }) else { return .failed(reason: "the run has not started yet") }
+        switch coord.requestAndWait(.savepoint, timeoutSeconds: timeoutSeconds) {
+        case .completed(let id): return .stopped(snapshotID: id)
+        case .failed(let reason): return .failed(reason: reason)
+        }
+    }
+
+    private func fail(_ e: any Error) {
+        let (chans, coord) = state.withLock { s -> ([Channel], CheckpointCoordinator?) in
+            if s.error == nil && !(e is CancellationError) { s.error = e }
+            return (s.channels, s.coordinator)
+        }
+        stopFlag.store(true, ordering: .relaxed)
+        chans.forEach { $0.cancel() }
+        coord?.stop()
+    }
+
+    /// Layout fingerprint of a node's state; a restore refuses a changed layout.
+    static func layout(_ n: PlannedNode, _ plan: JobPlan) -> String? {
+        guard case .aggregate(let keys, let window, let aggs) = n.kind else { return nil }
+        let input = plan.nodes[n.inputs[0]].schema
+        let w: String
+        switch window {
+        case nil: w = "continuous"
+        case .tumbling(let s)?: w = "tumbling(\(s))"
+        case .sliding(let s, let sl)?: w = "sliding(\(s),\(sl))"
+        case .session(let g)?: w = "session(\(g))"
+        }
+        return "keys=\(keys.map { input.fields[$0].name }.joined(separator: ","));window=\(w);aggs=\(aggs.map { "\($0.name):\($0.function.rawValue)" }.joined(separator: ","))"
+    }
+
+    /// Checks a restore point against the plan (node ids, state layouts).
+    func checkRestore(_ r: RestorePoint) throws {
+        let ids = Set(plan.nodes.map(\.id))
+        let withState = Set(r.state.keys.filter { !$0.isEmpty }).union(r.offsets.keys)
+        let missing = withState.subtracting(ids).sorted()
+        if !missing.isEmpty && !allowNonRestoredState {
+            throw WeirError(.invalidSpec, subject: "snapshot \(r.snapshotID)",
+                            "holds state for node\(missing.count > 1 ? "s" : "") \(missing.map { "'\($0)'" }.joined(separator: ", ")) that the job no longer has",
+                            suggestion: "restore the node, or pass --allow-non-restored-state to drop that state")
+        }
+        for n in plan.nodes {
+            guard let old = r.layouts[n.id], let new = JobRunner.layout(n, plan), r.state[n.id] != nil else { continue }
+            if old != new {
+                throw WeirError(.invalidSpec, subject: "node '\(n.id)'",
+                                "its state layout changed since snapshot \(r.snapshotID) (was \(old), now \(new))",
+                                suggestion: "keep the keys, window and aggregates of a stateful node, or give the changed node a new id (its state then starts empty) with --allow-non-restored-state")
+            }
+        }
+    }
+
+    /// Runs the job on the calling thread until it finishes, stops, is cancelled or fails.
     public func run() throws -> RunOutcome {
         let p = plan.parallelism
-        // 1. Check sinks and discover source splits before starting anything.
+        if let r = restore { try checkRestore(r) }
+        // 1. Check sinks, resolve leftover transactions, discover source splits.
         var splitsBySource: [Int: [String]] = [:]
+        var sources: [Int: any SourceConnector] = [:]
         for (i, n) in plan.nodes.enumerated() {
             switch n.kind {
-            case .sink(_, let sink): try sink.check(schema: n.schema)
-            case .source(_, let src, _): splitsBySource[i] = try src.discoverSplits()
+            case .sink(_, let sink):
+                try sink.check(schema: n.schema)
+                if let ck = checkpointing, ck.intervalMillis != nil, let tx = sink as? any TransactionalSinkConnector {
+                    let isCompleted = ck.isCompleted
+                    let (c, r) = try tx.recover(job: plan.name, node: n.id) { isCompleted($0.scope.run, $0.epoch) }
+                    if !c.isEmpty || !r.isEmpty {
+                        options.log("\(n.id): resolved leftover transactions: \(c.count) committed (checkpoint had completed), \(r.count) rolled back")
+                    }
+                }
+            case .source(_, let src, _):
+                var conn = src
+                if let r = restore {
+                    let offsets = r.offsets[n.id] ?? [:]
+                    conn = src.resuming(at: offsets)
+                    let now = try conn.discoverSplits()
+                    let gone = offsets.keys.filter { !now.contains($0) }.sorted()
+                    if !gone.isEmpty {
+                        options.log("\(n.id): snapshot partitions no longer read by this job are dropped: \(gone.joined(separator: ", "))")
+                    }
+                    let new = now.filter { offsets[$0] == nil }
+                    if !new.isEmpty && !offsets.isEmpty {
+                        options.log("\(n.id): partitions not in the snapshot start from earliest: \(new.joined(separator: ", "))")
+                    }
+                    splitsBySource[i] = now
+                } else {
+                    splitsBySource[i] = try conn.discoverSplits()
+                }
+                sources[i] = conn
             default: break
             }
         }
@@ -91,13 +206,20 @@ public final class JobRunner: Sendable {
         for (i, n) in plan.nodes.enumerated() where !n.isSource && !chained(i) {
             inbox[i] = (0..<p).map { _ in Channel(capacity: options.channelCapacity) }
         }
-        state.withLock { $0.channels = inbox.values.flatMap { $0 } }
 
-        // 3. Instantiate operators and wire outputs, per subtask.
+        // 3. Instantiate operators (restoring state) and wire outputs, per subtask.
+        let transactional = checkpointing?.intervalMillis != nil
+        let firstEpoch = checkpointing?.firstCheckpointID ?? 1
         var writers: [any SinkWriter] = []
-        defer { writers.forEach { $0.close() } }
+        var cleanShutdown = false
+        defer {
+            for w in writers {
+                if !cleanShutdown, state.withLock({ $0.cancelled }), let t = w as? any TransactionalSinkWriter { t.abortAll() }
+                w.close()
+            }
+        }
         var ops: [[(any StreamOperator)?]] = Array(repeating: Array(repeating: nil, count: p), count: plan.nodes.count)
-        var outs: [[Output]] = plan.nodes.map { _ in (0..<p).map { _ in Output() } }
+        let outs: [[Output]] = plan.nodes.map { _ in (0..<p).map { _ in Output() } }
         for (i, n) in plan.nodes.enumerated() {
             for j in 0..<p {
                 switch n.kind {
@@ -106,16 +228,33 @@ public final class JobRunner: Sendable {
                 case .select(let cs): ops[i][j] = SelectOperator(cs)
                 case .union: ops[i][j] = UnionOperator()
                 case .aggregate(let keys, let window, let aggs):
+                    let op: any StatefulOperator
                     if let window {
-                        ops[i][j] = WindowAggregateOperator(keyFields: keys, window: window, aggregates: aggs,
-                                                            outArity: n.schema.count, metrics: metrics)
+                        op = WindowAggregateOperator(keyFields: keys, window: window, aggregates: aggs,
+                                                     outArity: n.schema.count, metrics: metrics)
                     } else {
-                        ops[i][j] = ContinuousAggregateOperator(keyFields: keys, aggregates: aggs, outArity: n.schema.count)
+                        op = ContinuousAggregateOperator(keyFields: keys, aggregates: aggs, outArity: n.schema.count)
                     }
+                    if let files = restore?.state[n.id] {
+                        let range = KeyGroups.range(subtask: j, parallelism: p, maxParallelism: plan.maxParallelism)
+                        do { try op.restoreState(files, keyGroups: range) } catch {
+                            throw WeirError(.io, subject: "state of node '\(n.id)' in snapshot \(restore!.snapshotID)",
+                                            "cannot be read: \(error)", suggestion: "restore from an earlier snapshot")
+                        }
+                    }
+                    ops[i][j] = op
                 case .sink(_, let sink):
-                    let w = try sink.openWriter(subtask: j, schema: n.schema)
-                    writers.append(w)
-                    ops[i][j] = SinkOperator(writer: w, metrics: metrics)
+                    if transactional, let tx = sink as? any TransactionalSinkConnector {
+                        let w = try tx.openTransactionalWriter(
+                            scope: SinkTransactionScope(job: plan.name, run: runID, node: n.id, subtask: j), schema: n.schema)
+                        try w.begin(epoch: firstEpoch)
+                        writers.append(w)
+                        ops[i][j] = SinkOperator(writer: w, metrics: metrics)
+                    } else {
+                        let w = try sink.openWriter(subtask: j, schema: n.schema)
+                        writers.append(w)
+                        ops[i][j] = SinkOperator(writer: w, metrics: metrics)
+                    }
                 }
             }
         }
@@ -137,29 +276,54 @@ public final class JobRunner: Sendable {
             }
         }
 
-        // 4. Start one thread per source subtask and per inbox subtask.
+        // 4. The coordinator: every source and inbox task acknowledges each barrier.
+        let sourceTaskCount = plan.nodes.filter(\.isSource).count * p
+        let taskCount = sourceTaskCount + inbox.count * p
+        var layouts: [String: String] = [:]
+        for n in plan.nodes { if let l = JobRunner.layout(n, plan) { layouts[n.id] = l } }
+        let config = checkpointing ?? CheckpointConfig(storage: NoStorage(), intervalMillis: nil, timeoutMillis: 60_000,
+                                                        retain: 1, firstCheckpointID: 1, isCompleted: { _, _ in false })
+        let coord = CheckpointCoordinator(settings: config, job: plan.name, run: runID, nodes: plan.nodes.map(\.id),
+                                          parallelism: p, maxParallelism: plan.maxParallelism, layouts: layouts,
+                                          expectedAcks: taskCount, sourceTasks: sourceTaskCount,
+                                          untilIdleMillis: options.untilIdleMillis, metrics: metrics, log: options.log)
+        state.withLock { $0.channels = inbox.values.flatMap { $0 }; $0.coordinator = coord }
+
+        // 5. Start one thread per source subtask and per inbox subtask.
         var tasks: [@Sendable () throws -> Void] = []
+        var sourceIndex = 0
         for (i, n) in plan.nodes.enumerated() {
-            if case .source(_, let src, let eventTime) = n.kind {
+            if case .source(_, _, let eventTime) = n.kind {
                 let splits = splitsBySource[i] ?? []
+                var watermarks: [String: Int64] = [:]
+                for file in restore?.state[n.id] ?? [] { watermarks.merge(SourceTask.decodeWatermarks(file)) { max($0, $1) } }
                 for j in 0..<p {
                     let mine = splits.indices.filter { $0 % p == j }
-                    let task = SourceTask(node: n, connector: src, splitIndices: mine, eventTime: eventTime,
-                                          output: outs[i][j], options: options, metrics: metrics, stop: { [self] in
-                                              stopFlag.load(ordering: .relaxed) })
+                    let task = SourceTask(node: n, subtask: j, taskIndex: sourceIndex, connector: sources[i]!, splitIndices: mine,
+                                          eventTime: eventTime, restoredWatermarks: watermarks, output: outs[i][j],
+                                          options: options, metrics: metrics, coordinator: coord,
+                                          stop: { [self] in stopFlag.load(ordering: .relaxed) })
+                    sourceIndex += 1
                     tasks.append(task.run)
                 }
             } else if let chans = inbox[i] {
                 for j in 0..<p {
                     // Keyed inboxes hear from every upstream subtask, forward ones from the same index only.
                     let keyed: Bool = { if case .aggregate = n.kind { return true } else { return false } }()
-                    let task = InboxTask(channel: chans[j], inputs: n.inputs.count * (keyed ? p : 1), op: ops[i][j]!, output: outs[i][j],
-                                         flushIntervalMillis: n.isSink ? options.sinkFlushIntervalMillis : nil)
+                    let task = InboxTask(node: n, subtask: j, channel: chans[j], inputs: n.inputs.count * (keyed ? p : 1),
+                                         op: ops[i][j]!, output: outs[i][j],
+                                         flushIntervalMillis: n.isSink ? options.sinkFlushIntervalMillis : nil,
+                                         keyGroups: KeyGroups.range(subtask: j, parallelism: p, maxParallelism: plan.maxParallelism),
+                                         maxParallelism: plan.maxParallelism, coordinator: coord)
                     tasks.append(task.run)
                 }
             }
         }
-        options.log("started \(plan.name): \(plan.nodes.count) nodes × \(p) subtasks, \(tasks.count) threads")
+        if let r = restore { options.log("restored snapshot \(r.snapshotID) (checkpoint \(r.checkpointID) of run \(r.run))") }
+        options.log("started \(plan.name) run \(runID): \(plan.nodes.count) nodes × \(p) subtasks, \(tasks.count) threads"
+                    + (transactional ? ", checkpoint every \(config.intervalMillis!) ms" : ""))
+        let coordThread = Thread { coord.run() }
+        coordThread.start()
         let group = DispatchGroup()
         for t in tasks {
             group.enter()
@@ -171,55 +335,109 @@ public final class JobRunner: Sendable {
             thread.start()
         }
         group.wait()
+        coord.stop()
         let final = state.withLock { ($0.error, $0.cancelled) }
         if let e = final.0 { throw e }
-        return final.1 ? .cancelled : .finished
+        if final.1 { return .cancelled }
+        cleanShutdown = true
+        if let sid = coord.completedStop { return .stopped(snapshotID: sid) }
+        return .finished
     }
 }
 
-/// Wraps a non-Sendable reference so it can be handed to the thread that
-/// owns it. Safe because each wrapped object is used by exactly one thread.
-struct Unshared<T>: @unchecked Sendable { let value: T }
+/// Storage for runs without a state directory: snapshots cannot be kept.
+struct NoStorage: CheckpointStorage {
+    func persist(_ checkpoint: CompletedCheckpoint, retain: Int) throws -> String {
+        if checkpoint.kind == .drain { return "none" }
+        throw WeirError(.io, subject: "snapshot", "this run has no state directory", suggestion: "run with --state-dir")
+    }
+}
 
 /// The loop of one source subtask: poll → decode → chained operators,
-/// per-split watermarks with idleness, end-of-input detection.
+/// per-split watermarks with idleness, barriers injected between polls.
 final class SourceTask: @unchecked Sendable {
     // @unchecked: the task is created on the runner thread and then used only by its own thread.
     let node: PlannedNode
+    let subtask: Int
+    let taskIndex: Int
     let connector: any SourceConnector
     let splitIndices: [Int]
     let eventTime: EventTimeSpec?
+    let restoredWatermarks: [String: Int64]
     let output: Output
     let options: RunOptions
     let metrics: JobMetrics
+    let coordinator: CheckpointCoordinator
     let stop: @Sendable () -> Bool
 
-    init(node: PlannedNode, connector: any SourceConnector, splitIndices: [Int], eventTime: EventTimeSpec?,
-         output: Output, options: RunOptions, metrics: JobMetrics, stop: @escaping @Sendable () -> Bool) {
-        self.node = node; self.connector = connector; self.splitIndices = splitIndices; self.eventTime = eventTime
-        self.output = output; self.options = options; self.metrics = metrics; self.stop = stop
+    init(node: PlannedNode, subtask: Int, taskIndex: Int, connector: any SourceConnector, splitIndices: [Int],
+         eventTime: EventTimeSpec?, restoredWatermarks: [String: Int64], output: Output, options: RunOptions,
+         metrics: JobMetrics, coordinator: CheckpointCoordinator, stop: @escaping @Sendable () -> Bool) {
+        self.node = node; self.subtask = subtask; self.taskIndex = taskIndex; self.connector = connector
+        self.splitIndices = splitIndices; self.eventTime = eventTime; self.restoredWatermarks = restoredWatermarks
+        self.output = output; self.options = options; self.metrics = metrics; self.coordinator = coordinator; self.stop = stop
+    }
+
+    static func encodeWatermarks(_ m: [String: Int64]) -> [UInt8] {
+        var w = StateWriter()
+        w.u32(UInt32(m.count))
+        for (k, v) in m.sorted(by: { $0.key < $1.key }) { w.string(k); w.i64(v) }
+        return w.bytes
+    }
+
+    static func decodeWatermarks(_ b: [UInt8]) -> [String: Int64] {
+        var r = StateReader(b)
+        var m: [String: Int64] = [:]
+        guard let n = try? r.u32() else { return m }
+        for _ in 0..<n {
+            guard let k = try? r.string(), let v = try? r.i64() else { break }
+            m[k] = v
+        }
+        return m
     }
 
     func run() throws {
         let reader = try connector.openReader(splits: splitIndices)
         defer { reader.close() }
         var decoder = JSONRowDecoder(schema: node.schema, eventTimeField: eventTime?.field)
-        let n = reader.splitNames.count
-        var splitMax = [Int64](repeating: .min, count: n)
+        let names = reader.splitNames
+        let n = names.count
+        var splitMax = names.map { restoredWatermarks[$0] ?? .min }
         var lastActive = [UInt64](repeating: DispatchTime.now().uptimeNanoseconds, count: n)
         var touched = [Bool](repeating: false, count: n)
         var emitted = Int64.min
         var idle = false
-        var atEndSince: UInt64?
         var lastProgress: UInt64 = 0
         var errorsLogged = 0
+        var lastBarrier: Int64 = -1
         let arity = node.schema.count
         let ooo = eventTime?.maxOutOfOrdernessMillis ?? 0
         let idleNanos = UInt64(max(0, eventTime?.idleTimeoutMillis ?? 0)) * 1_000_000
-        let untilIdleNanos = options.untilIdleMillis.map { UInt64(max(0, $0)) * 1_000_000 }
         var batch = RecordBatch(arity: arity, capacity: options.pollBatchSize)
 
         while !stop() {
+            // A barrier goes out between polls: every record before it is already emitted.
+            if let b = coordinator.barrier(after: lastBarrier) {
+                lastBarrier = b.id
+                if b.kind == .drain, eventTime != nil { output.emitWatermark(Int64.max - 1) }
+                try output.emitControl(.barrier(b))
+                var offsets: [String: Int64] = [:]
+                for p in reader.progress() where p.nextOffset >= 0 { offsets[p.name] = p.nextOffset }
+                var wms: [String: Int64] = [:]
+                for k in 0..<n where splitMax[k] != .min { wms[names[k]] = splitMax[k] }
+                let blob = SourceTask.encodeWatermarks(wms)
+                coordinator.ack(b, TaskAck(node: node.id, subtask: subtask, offsets: offsets, state: { blob }))
+                if b.kind == .stop || b.kind == .drain {
+                    // Wait for the snapshot: if it completes the source ends here, otherwise it goes on.
+                    let outcome = coordinator.waitForOutcome(b.id, stop: stop)
+                    if case .completed? = outcome {
+                        if b.kind == .drain { try output.emitEnd() } else { try output.emitControl(.stop) }
+                        return
+                    }
+                    if outcome == nil { return }
+                }
+                continue
+            }
             var bad = 0
             let got = try reader.poll(maxMessages: options.pollBatchSize, timeoutMillis: 50) { idx, bytes in
                 if let failure = decoder.decode(bytes, into: &batch) {
@@ -228,7 +446,7 @@ final class SourceTask: @unchecked Sendable {
                         errorsLogged += 1
                         let what = failure == .malformed ? "is not a JSON object" :
                             (failure == .typeMismatch ? "has a value of the wrong type" : "has no numeric '\(eventTime?.field ?? "")'")
-                        options.log("\(node.id): skipped a record of \(reader.splitNames[idx]) that \(what)")
+                        options.log("\(node.id): skipped a record of \(names[idx]) that \(what)")
                     }
                 } else {
                     touched[idx] = true
@@ -270,103 +488,174 @@ final class SourceTask: @unchecked Sendable {
                 lastProgress = now
                 let progress = reader.progress()
                 metrics.update(progress)
-                if let limit = untilIdleNanos {
-                    if progress.allSatisfy(\.atEnd) {
-                        if atEndSince == nil { atEndSince = now }
-                        if now &- atEndSince! >= limit {
-                            let waited = now &- atEndSince!
-                            var cur = metrics.idleWaitNanos.load(ordering: .relaxed)
-                            while waited > cur {
-                                let (done, orig) = metrics.idleWaitNanos.compareExchange(expected: cur, desired: waited, ordering: .relaxed)
-                                if done { break }
-                                cur = orig
-                            }
-                            break
-                        }
-                    } else {
-                        atEndSince = nil
-                    }
-                }
+                coordinator.sourceAtEnd(taskIndex, progress.allSatisfy(\.atEnd))
             }
         }
-        if stop() { return }
-        // Input complete: everything still open may fire.
-        if eventTime != nil { output.emitWatermark(Int64.max - 1) }
-        try output.emitEnd()
     }
 }
 
 /// The loop of one subtask that has an inbox: merges inputs, tracks the
-/// minimum watermark over live inputs, and drives its operator chain.
+/// minimum watermark over live inputs, aligns barriers, and drives its
+/// operator chain. Sink subtasks also commit epochs once their checkpoint completed.
 final class InboxTask: @unchecked Sendable {
     // @unchecked: used only by its own thread once started.
+    let node: PlannedNode
+    let subtask: Int
     let channel: Channel
     let inputs: Int
     let op: any StreamOperator
     let output: Output
     let flushIntervalMillis: Int64?
+    let keyGroups: ClosedRange<Int>
+    let maxParallelism: Int
+    let coordinator: CheckpointCoordinator
 
-    init(channel: Channel, inputs: Int, op: any StreamOperator, output: Output, flushIntervalMillis: Int64?) {
+    private var wms: [Int64]
+    private var idle: [Bool]
+    private var ended: [Bool]
+    private var endedCount = 0
+    private var combined = Int64.min
+    private var idleSent = false
+    private var aligning: Barrier?
+    private var blocked: [Bool]
+    private var blockedCount = 0
+    private var buffered: [(Int, StreamElement)] = []
+    private var prepared: [Int64] = []
+    private var finished = false
+
+    init(node: PlannedNode, subtask: Int, channel: Channel, inputs: Int, op: any StreamOperator, output: Output,
+         flushIntervalMillis: Int64?, keyGroups: ClosedRange<Int>, maxParallelism: Int, coordinator: CheckpointCoordinator) {
+        self.node = node; self.subtask = subtask
         self.channel = channel; self.inputs = inputs; self.op = op; self.output = output
-        self.flushIntervalMillis = flushIntervalMillis
+        self.flushIntervalMillis = flushIntervalMillis; self.keyGroups = keyGroups
+        self.maxParallelism = maxParallelism; self.coordinator = coordinator
+        wms = Array(repeating: .min, count: inputs)
+        idle = Array(repeating: false, count: inputs)
+        ended = Array(repeating: false, count: inputs)
+        blocked = Array(repeating: false, count: inputs)
+    }
+
+    private var sink: SinkOperator? { op as? SinkOperator }
+    private var txWriter: (any TransactionalSinkWriter)? { sink?.writer as? any TransactionalSinkWriter }
+
+    private func recompute() throws {
+        var wm = Int64.max
+        var active = false
+        for k in 0..<inputs where !ended[k] && !idle[k] { active = true; wm = min(wm, wms[k]) }
+        if !active {
+            if endedCount < inputs && !idleSent { idleSent = true; output.emitIdle() }
+            return
+        }
+        idleSent = false
+        if wm > combined && wm != .min { combined = wm; try op.watermark(wm, output) }
+    }
+
+    /// Commits every prepared epoch whose checkpoint completed.
+    private func commitCompleted() throws {
+        guard let tx = txWriter, !prepared.isEmpty else { return }
+        let done = coordinator.completedID.load(ordering: .acquiring)
+        while let first = prepared.first, first <= done {
+            try tx.commit(epoch: first)
+            prepared.removeFirst()
+        }
+        // Epochs of aborted checkpoints stay prepared: the next completed checkpoint covers them.
+    }
+
+    private func handle(_ i: Int, _ e: StreamElement) throws {
+        if aligning != nil && blocked[i] { buffered.append((i, e)); return }
+        switch e {
+        case .batch(let b):
+            if idle[i] { idle[i] = false; try recompute() }
+            try op.process(b, output)
+        case .watermark(let w):
+            idle[i] = false
+            if w > wms[i] { wms[i] = w }
+            try recompute()
+        case .idle:
+            idle[i] = true
+            try recompute()
+        case .barrier(let b):
+            if aligning == nil { aligning = b }
+            if !blocked[i] { blocked[i] = true; blockedCount += 1 }
+            try checkAligned()
+        case .end, .stop:
+            if !ended[i] { ended[i] = true; endedCount += 1 }
+            if endedCount == inputs {
+                if case .end = e {
+                    try op.finish(output)
+                    try output.emitEnd()
+                } else {
+                    try output.emitControl(.stop)
+                }
+                finished = true
+                return
+            }
+            try checkAligned()
+            try recompute()
+        }
+    }
+
+    /// All live inputs delivered the barrier: snapshot, forward it, replay what was held back.
+    private func checkAligned() throws {
+        guard let b = aligning else { return }
+        var all = true
+        for k in 0..<inputs where !blocked[k] && !ended[k] { all = false; break }
+        guard all else { return }
+        var ack = TaskAck(node: node.id, subtask: subtask)
+        if let stateful = op as? any StatefulOperator {
+            ack.state = stateful.captureState(maxParallelism: maxParallelism)
+            ack.keyGroups = keyGroups
+        }
+        if let sink {
+            if let tx = txWriter {
+                if let xid = try tx.prepare() { ack.sinkTransaction = xid; prepared.append(b.id) }
+                try tx.begin(epoch: b.id + 1)
+            } else {
+                try sink.writer.flush()
+            }
+        }
+        coordinator.ack(b, ack)
+        try output.emitControl(.barrier(b))
+        aligning = nil
+        for k in 0..<inputs { blocked[k] = false }
+        blockedCount = 0
+        let replay = buffered
+        buffered.removeAll()
+        for (i, e) in replay { try handle(i, e) }
     }
 
     func run() throws {
-        var wms = [Int64](repeating: .min, count: inputs)
-        var idle = [Bool](repeating: false, count: inputs)
-        var ended = [Bool](repeating: false, count: inputs)
-        var endedCount = 0
-        var combined = Int64.min
-        var idleSent = false
-        let sink = op as? SinkOperator
         var lastFlush = Date()
         let interval = Double(flushIntervalMillis ?? 1000) / 1000
-
-        func recompute() throws {
-            var wm = Int64.max
-            var active = false
-            for k in 0..<inputs where !ended[k] && !idle[k] { active = true; wm = min(wm, wms[k]) }
-            if !active {
-                if endedCount < inputs && !idleSent { idleSent = true; output.emitIdle() }
-                return
-            }
-            idleSent = false
-            if wm > combined && wm != .min { combined = wm; try op.watermark(wm, output) }
-        }
-
-        while true {
+        let isSink = sink != nil
+        let transactional = txWriter != nil
+        while !finished {
             let received: Channel.Received
-            if sink != nil { received = channel.receive(before: lastFlush.addingTimeInterval(interval)) }
-            else { received = channel.receive().map { .element($0.0, $0.1) } ?? .cancelled }
+            if isSink {
+                let wait = transactional ? (prepared.isEmpty ? 0.2 : 0.02) : interval
+                received = channel.receive(before: min(lastFlush.addingTimeInterval(interval), Date().addingTimeInterval(wait)))
+            } else {
+                received = channel.receive().map { .element($0.0, $0.1) } ?? .cancelled
+            }
             switch received {
             case .cancelled: return
             case .timeout: break
-            case .element(let i, let e):
-                switch e {
-                case .batch(let b):
-                    if idle[i] { idle[i] = false; try recompute() }
-                    try op.process(b, output)
-                case .watermark(let w):
-                    idle[i] = false
-                    if w > wms[i] { wms[i] = w }
-                    try recompute()
-                case .idle:
-                    idle[i] = true
-                    try recompute()
-                case .end:
-                    if !ended[i] { ended[i] = true; endedCount += 1 }
-                    if endedCount == inputs {
-                        try op.finish(output)
-                        try output.emitEnd()
-                        return
-                    }
-                    try recompute()
-                }
+            case .element(let i, let e): try handle(i, e)
             }
-            if let sink, Date().timeIntervalSince(lastFlush) >= interval {
+            if transactional { try commitCompleted() }
+            else if let sink, Date().timeIntervalSince(lastFlush) >= interval {
                 try sink.writer.flush()
                 lastFlush = Date()
             }
+        }
+        // Ended or stopped: a sink waits for the checkpoint covering its last epoch, then commits it.
+        if transactional {
+            while let last = prepared.last {
+                if coordinator.completedID.load(ordering: .acquiring) >= last { break }
+                if coordinator.abortedID.load(ordering: .acquiring) >= last { break }
+                guard coordinator.waitForOutcome(last, stop: { false }) != nil else { break }
+            }
+            try commitCompleted()
         }
     }
 }
