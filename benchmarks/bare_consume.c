@@ -15,6 +15,9 @@
  *
  * --consumers C (default 1) splits the partitions over C threads, each with
  * its own rd_kafka_t (partition p goes to consumer p % C, as in Weir).
+ * --spin K (diagnostic, default 0) adds K empty loop iterations per message, to
+ * see how librdkafka's prefetch queue (and so the RSS) grows behind a slower
+ * consumer.
  *
  * Prints one JSON object on stdout:
  *   {"messages": M, "bytes": B, "seconds": S, "eventsPerSecond": M/S,
@@ -39,6 +42,7 @@ static const char *topic = "events";
 static int nconsumers = 1;
 static int batch = 4096;          /* Weir's RunOptions.pollBatchSize */
 static int timeout_s = 300;
+static long spin = 0;             /* diagnostic: extra work per message (loop iterations) */
 
 static double now(void) {
     struct timespec ts;
@@ -137,6 +141,7 @@ static void *consume(void *arg) {
                 w->messages++;
                 w->bytes += m->len;
                 if (m->len > 0) w->checksum += ((const unsigned char *)m->payload)[0];
+                for (volatile long k = 0; k < spin; k++) {}
             } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 for (int k = 0; k < w->npartitions; k++)
                     if (w->partitions[k] == m->partition && !eof[k]) {
@@ -172,8 +177,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--consumers") && v) nconsumers = atoi(argv[++i]);
         else if (!strcmp(a, "--batch") && v) batch = atoi(argv[++i]);
         else if (!strcmp(a, "--timeout") && v) timeout_s = atoi(argv[++i]);
+        else if (!strcmp(a, "--spin") && v) spin = atol(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--bootstrap H:P] [--topic T] [--consumers C] [--batch N] [--timeout S]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--bootstrap H:P] [--topic T] [--consumers C] [--batch N] [--timeout S] [--spin K]\n", argv[0]);
             return 2;
         }
     }

@@ -39,7 +39,7 @@ def topic_state(bootstrap, topic, timeout=20.0):
     from confluent_kafka import Consumer, TopicPartition
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "weir-bench-state",
                   "enable.auto.commit": False, "enable.partition.eof": True,
-                  "fetch.max.bytes": 1024, "max.partition.fetch.bytes": 1024,
+                  "max.partition.fetch.bytes": 1024,
                   "queued.min.messages": 1, "fetch.queue.backoff.ms": 20})
     try:
         md = c.list_topics(timeout=10)
@@ -159,7 +159,8 @@ def sample(parent, out, also, interval=0.25):
     res = {"pid": pid, "wallSeconds": time.time() - t0, "samples": samples,
            "threads": [dict(threads[t], busySamples=busy.get(t, 0)) for t in order],
            "weirCpuSeconds": sum(t["cpuSeconds"] for t in threads.values()),
-           "others": {k: v[2] - v[1] for k, v in others.items()}}
+           "others": {k: v[2] - v[1] for k, v in others.items()},
+           "samplerCpuSeconds": _cpu("/proc/self")[0]}
     with open(out, "w") as f:
         json.dump(res, f, indent=1)
 
@@ -257,110 +258,169 @@ def _load(path):
         return None
 
 
-def _rss_mb(timefile):
+def _time_v(timefile):
+    """Peak RSS (MB) and CPU seconds from `/usr/bin/time -v` output."""
+    res = {}
     try:
         with open(timefile) as f:
             for line in f:
-                if "Maximum resident set size" in line:
-                    return int(line.rsplit(":", 1)[1]) / 1024
+                k, _, v = line.strip().rpartition(": ")
+                if k == "Maximum resident set size (kbytes)":
+                    res["rssMB"] = int(v) / 1024
+                elif k in ("User time (seconds)", "System time (seconds)"):
+                    res["cpu"] = res.get("cpu", 0.0) + float(v)
     except OSError:
         pass
-    return None
+    return res
 
 
-def _fmt_rate(x):
-    return f"{x:,.0f}" if x is not None else "-"
+def _rate(x):
+    if x is None:
+        return "-"
+    return f"{x / 1e6:.2f} M" if x >= 1e6 else f"{x:,.0f}"
 
 
-def _thread_summary(th):
-    """CPU seconds by thread kind: librdkafka's threads are named rdk:*; Weir's own
-    (unnamed) threads are listed in creation order."""
+# Weir's threads, in the order JobRunner starts them (sources, then each inbox node).
+ROLES = {"w1": ["source", "window", "sink"], "w2": ["source+filter+select", "sink"]}
+
+
+def _threads(th, w, par):
+    """CPU seconds per role. librdkafka's threads are named rdk:*; Weir's own threads
+    are unnamed, so they are told apart by creation order: the main thread, the
+    run thread of `weir run`, then the job's threads in JobRunner's order."""
     if not th:
         return None
+    own = [t for t in th["threads"] if t["name"] == "weir" and t["tid"] != th["pid"]]
+    jobs = own[1:]
+    roles = [r for r in ROLES[w] for _ in range(par)]
+    by = {}
+    for t, r in zip(jobs, roles):
+        by.setdefault(r, []).append(t["cpuSeconds"])
     rdk = sum(t["cpuSeconds"] for t in th["threads"] if t["name"].startswith("rdk:"))
-    own = [t for t in th["threads"] if not t["name"].startswith("rdk:")]
-    top = sorted(own, key=lambda t: -t["cpuSeconds"])
-    return {"rdk": rdk, "own": own, "top": top, "total": th["weirCpuSeconds"], "others": th.get("others", {}),
-            "wall": th["wallSeconds"]}
+    rest = th["weirCpuSeconds"] - rdk - sum(sum(v) for v in by.values())
+    return {"roles": by, "rdk": rdk, "rest": rest, "total": th["weirCpuSeconds"], "others": th.get("others", {})}
+
+
+def _other_load(load, own_cpu, sampler=0.0):
+    """CPU seconds used during a run by processes other than the measured one, Tansu, MariaDB (and the sampler)."""
+    if not load or own_cpu is None:
+        return None
+    return load["busyCpuSeconds"] - own_cpu - load["tansuCpuSeconds"] - load["mariadbCpuSeconds"] - sampler
+
+
+def _runs(run_dir, w):
+    runs = []
+    r = 1
+    while True:
+        tag = f"{w}-{r}"
+        stats = _load(os.path.join(run_dir, f"{tag}-stats.json"))
+        ceil = _load(os.path.join(run_dir, f"ceiling-{tag}.json"))
+        if stats is None and ceil is None:
+            break
+        tv = _time_v(os.path.join(run_dir, f"{tag}-time.txt"))
+        th = _load(os.path.join(run_dir, f"{tag}-threads.json"))
+        ct = _load(os.path.join(run_dir, f"ceiling-{tag}-time.json"))
+        run = {"r": r, "stats": stats, "ceiling": ceil, "rssMB": tv.get("rssMB"), "cpu": tv.get("cpu"),
+               "rate": stats["recordsIn"] / stats["processingSeconds"] if stats else None,
+               "ceilingRate": ceil["eventsPerSecond"] if ceil else None, "threads": th,
+               "load": _load(os.path.join(run_dir, f"{tag}-load.json")),
+               "ceilingLoad": _load(os.path.join(run_dir, f"ceiling-{tag}-load.json")),
+               "ceilingCpu": ct["userSeconds"] + ct["systemSeconds"] if ct else None}
+        run["other"] = _other_load(run["load"], run["cpu"], th.get("samplerCpuSeconds", 0.0) if th else 0.0)
+        run["ceilingOther"] = _other_load(run["ceilingLoad"], run["ceilingCpu"])
+        runs.append(run)
+        r += 1
+    return runs
 
 
 def report(run_dir, out):
     meta = _load(os.path.join(run_dir, "meta.json")) or {}
     mach = _load(os.path.join(run_dir, "machine.json")) or {}
     ver = _load(os.path.join(run_dir, "verify.json")) or {}
-    lines = []
-    rows = []
-    checks = []
-    details = []
+    par = meta.get("parallelism", 2)
+    rows, checks, detail, cpu, warn = [], [], [], [], []
     for w in ("w1", "w2"):
-        stats = _load(os.path.join(run_dir, f"{w}-stats.json"))
-        ceil = _load(os.path.join(run_dir, f"ceiling-{w}.json"))
-        if stats is None and ceil is None:
+        runs = _runs(run_dir, w)
+        if not runs:
             continue
-        rate = stats["recordsIn"] / stats["processingSeconds"] if stats else None
-        crate = ceil["eventsPerSecond"] if ceil else None
-        ratio = rate / crate if rate and crate else None
-        rss = _rss_mb(os.path.join(run_dir, f"{w}-time.txt"))
+        rates = [x["rate"] for x in runs if x["rate"]]
+        ceils = [x["ceilingRate"] for x in runs if x["ceilingRate"]]
+        rate = max(rates) if rates else None
+        ceil = max(ceils) if ceils else None
+        ratio = rate / ceil if rate and ceil else None
+        rsss = [x["rssMB"] for x in runs if x["rssMB"]]
+        rss = max(rsss) if rsss else None
+        best = max((x for x in runs if x["rate"]), key=lambda x: x["rate"], default=None)
         v = ver.get(w)
-        rows.append((w.upper(), stats, rate, crate, ratio, rss, v))
-        target = TARGETS[f"{w}_ratio"]
+        rows.append((w.upper(), best, rate, ceil, ratio, rss, v, len(runs)))
         if ratio is not None:
-            checks.append(f"{w.upper()} ≥ {target:.0%} of ceiling: {ratio:.1%} — {'met' if ratio >= target else 'NOT met'}")
+            t = TARGETS[f"{w}_ratio"]
+            checks.append(f"{w.upper()} ≥ {t:.0%} of the ceiling: {ratio:.1%} — {'met' if ratio >= t else 'NOT met'}")
         if w == "w1" and rss is not None:
-            checks.append(f"W1 peak RSS < {TARGETS['w1_rss_mb']} MB: {rss:.0f} MB — "
-                          f"{'met' if rss < TARGETS['w1_rss_mb'] else 'NOT met'}")
-        th = _thread_summary(_load(os.path.join(run_dir, f"{w}-threads.json")))
+            t = TARGETS["w1_rss_mb"]
+            checks.append(f"W1 peak RSS < {t} MB: {rss:.0f} MB — {'met' if rss < t else 'NOT met'}")
+        for x in runs:
+            s = x["stats"]
+            line = f"- {w.upper()} run {x['r']}: ceiling {_rate(x['ceilingRate'])} ev/s ({x['ceiling']['seconds']:.3f} s)" \
+                if x["ceiling"] else f"- {w.upper()} run {x['r']}: no ceiling"
+            if s:
+                line += (f"; Weir {_rate(x['rate'])} ev/s (processing {s['processingSeconds']:.3f} s = wall {s['wallSeconds']:.3f}"
+                         f" − idle wait {s['idleWaitSeconds']:.3f}), pair ratio {x['rate'] / x['ceilingRate']:.1%}"
+                         if x["ceilingRate"] else "")
+                line += f", peak RSS {x['rssMB']:.0f} MB" if x["rssMB"] else ""
+                line += f", {s['lateRecords']} late, {s['decodeErrors']} malformed"
+            else:
+                line += "; Weir run failed"
+            detail.append(line)
+            for what, other, wall in (("ceiling", x["ceilingOther"], (x["ceilingLoad"] or {}).get("wallSeconds")),
+                                      ("Weir", x["other"], (x["load"] or {}).get("wallSeconds"))):
+                if other is not None and wall and other > max(0.15 * wall, 0.05):
+                    warn.append(f"- {w.upper()} run {x['r']} ({what}): other processes used {other:.2f} CPU-s "
+                                f"during {wall:.2f} s — the machine was not quiet")
+        th = _threads(best["threads"] if best else None, w, par)
         if th:
-            own = ", ".join(f"{t['cpuSeconds']:.1f}" for t in th["own"] if t["cpuSeconds"] >= 0.05)
-            oth = ", ".join(f"{k} {v:.1f} s" for k, v in th["others"].items())
-            details.append(f"- {w.upper()}: weir used {th['total']:.1f} CPU-s in {th['wall']:.1f} s wall "
-                           f"(librdkafka threads {th['rdk']:.1f} s; Weir's own threads, in creation order, "
-                           f"≥0.05 s: {own}); meanwhile {oth}")
-    lines.append(f"Run {meta.get('timestamp', '?')}: {meta.get('events', '?'):,} events, topic `{meta.get('topic', 'events')}` "
-                 f"({meta.get('partitions', 4)} partitions), parallelism {meta.get('parallelism', '?')}, "
-                 f"ceiling = bare librdkafka consumer ({meta.get('ceilingConsumers', 1)} consumer), run right before each workload.")
-    lines.append("")
-    lines.append("| workload | records in | records out | processing s | events/s | ceiling events/s | ratio | peak RSS MB | correct |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    for name, stats, rate, crate, ratio, rss, v in rows:
+            roles = "; ".join(f"{r} {sum(v):.2f} ({' + '.join(f'{c:.2f}' for c in v)})" for r, v in th["roles"].items())
+            oth = ", ".join(f"{k} {v:.2f}" for k, v in th["others"].items())
+            cpu.append(f"- {w.upper()} run {best['r']}: Weir {th['total']:.2f} CPU-s = {roles}; librdkafka threads "
+                       f"{th['rdk']:.2f}; other Weir threads {th['rest']:.2f}. Meanwhile {oth}.")
+    lines = [f"{meta.get('events', 0):,} events in topic `{meta.get('topic', 'events')}` ({meta.get('partitions', 4)} partitions, "
+             f"seed {meta.get('seed', 42)}), Weir parallelism {par}. Each workload ran {meta.get('repeat', 1)}× as a pair "
+             f"(ceiling run, then the workload); the table shows the best of each. Ceiling = bare librdkafka consumer "
+             f"(benchmarks/bare_consume.c, {meta.get('ceilingConsumers', 1)} consumer).", "",
+             "| workload | records in | records out | events/s | ceiling events/s | ratio | peak RSS | correct |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, best, rate, ceil, ratio, rss, v, n in rows:
         ok = "-" if v is None else ("PASS" if v["pass"] else "FAIL")
-        lines.append(f"| {name} | {stats['recordsIn']:,} | {stats['recordsOut']:,} | {stats['processingSeconds']:.2f} | "
-                     f"{_fmt_rate(rate)} | {_fmt_rate(crate)} | {ratio:.1%} | {rss:.0f} | {ok} |"
-                     if stats else f"| {name} | - | - | - | - | {_fmt_rate(crate)} | - | - | {ok} |")
+        s = best["stats"] if best else None
+        lines.append(f"| {name} | {s['recordsIn']:,} | {s['recordsOut']:,} | {_rate(rate)} | {_rate(ceil)} | "
+                     f"{ratio:.1%} | {rss:.0f} MB | {ok} |" if s and ratio is not None and rss is not None
+                     else f"| {name} | - | - | - | {_rate(ceil)} | - | - | {ok} |")
     lines.append("")
     if checks:
-        lines.append("Targets:")
-        lines.extend(f"- {c}" for c in checks)
-        lines.append("")
+        lines += ["Targets:"] + [f"- {c}" for c in checks] + [""]
     if ver:
-        lines.append(f"Correctness (reference.py over the topic: {ver.get('topicMessages', 0):,} messages, "
-                     f"{ver.get('malformed', 0)} malformed):")
+        lines.append(f"Correctness (benchmarks/reference.py over the topic: {ver.get('topicMessages', 0):,} messages, "
+                     f"{ver.get('malformed', 0)} malformed; MySQL holds the last run's output):")
         for w in ("w1", "w2"):
             if w in ver:
                 v = ver[w]
                 lines.append(f"- {w.upper()}: {'PASS' if v['pass'] else 'FAIL'} — {v['actualRows']:,} rows, "
                              f"reference {v['expectedRows']:,}" + (f"; {v['diff']}" if v["diff"] else ""))
         lines.append("")
-    extra = []
-    for name, stats, *_ in rows:
-        if stats:
-            extra.append(f"- {name}: wall {stats['wallSeconds']:.2f} s, idle wait excluded {stats['idleWaitSeconds']:.2f} s, "
-                         f"late dropped {stats['lateRecords']}, malformed {stats['decodeErrors']}")
-    if extra:
-        lines.append("Timing detail (events/s = recordsIn / processingSeconds; processingSeconds = wall − idle wait of --until-idle):")
-        lines.extend(extra)
-        lines.append("")
-    if details:
-        lines.append("CPU by thread (sampled from /proc every 0.25 s):")
-        lines.extend(details)
-        lines.append("")
+    if detail:
+        lines += ["All runs (events/s = recordsIn / processingSeconds):"] + detail + [""]
+    if cpu:
+        lines += ["CPU seconds by thread in the best run (sampled from /proc every 0.25 s; Weir's threads "
+                  "identified by creation order):"] + cpu + [""]
+    if warn:
+        lines += ["Load warnings:"] + warn + [""]
     if mach:
         lines.append(f"Machine: {mach.get('nproc')} CPUs ({mach.get('cpu')}), {mach.get('memoryGiB')} GiB, "
                      f"{mach.get('os')}, kernel {mach.get('kernel')}; librdkafka {mach.get('librdkafka')}, "
-                     f"Tansu {mach.get('tansu')}, MariaDB {mach.get('mariadb')}; {mach.get('swift')}")
+                     f"Tansu {mach.get('tansu')}, MariaDB {mach.get('mariadb')}; {mach.get('swift')}.")
     text = "\n".join(lines).rstrip() + "\n"
     with open(out, "w") as f:
-        f.write(f"# Weir benchmark results {meta.get('timestamp', '')}\n\n" + text)
+        f.write(f"# Weir benchmark results {meta.get('timestamp', '')}\n\n`{meta.get('command', '')}`\n\n" + text)
     print(text, end="")
 
 
@@ -379,16 +439,18 @@ def update_results(src):
     meta = _load(os.path.join(run_dir, "meta.json")) or {}
     text = ["# Weir benchmark results", "",
             "Written by `benchmarks/bench.py update-results` from the harness's own output "
-            f"(`benchmarks/out/{os.path.basename(src)}`, produced by `{meta.get('command', 'benchmarks/run.sh')}`). "
-            "See README.md for what is measured.", "",
+            f"(`benchmarks/out/{os.path.basename(src)}`). See [README.md](README.md) for what is measured "
+            "and how events/s and the ratio are computed.", "",
             "## Machine", "",
             f"- CPUs: {mach.get('nproc')} × {mach.get('cpu')}",
             f"- Memory: {mach.get('memoryGiB')} GiB",
             f"- OS / kernel: {mach.get('os')}, Linux {mach.get('kernel')}",
-            f"- librdkafka {mach.get('librdkafka')} (/usr/local), Tansu {mach.get('tansu')} (memory storage), "
+            f"- librdkafka {mach.get('librdkafka')} (/usr/local), Tansu {mach.get('tansu')} (in-memory storage), "
             f"MariaDB {mach.get('mariadb')}",
             f"- {mach.get('swift')}",
-            "- Broker, database, Weir and the ceiling consumer all share this machine.", "",
+            "- Broker, database, Weir and the ceiling consumer all run on this machine.",
+            f"- Weir: commit {meta.get('gitHead', '?')} plus the working tree ({meta.get('gitDirty', '?')}), "
+            f"release build{' (prebuilt, --skip-build)' if meta.get('built') == 0 else ''}.", "",
             "## Results", "", body.strip(), ""]
     dst = os.path.join(HERE, "RESULTS.md")
     with open(dst, "w") as f:

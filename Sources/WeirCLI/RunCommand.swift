@@ -1,16 +1,35 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import WeirCore
 import WeirKafka
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Run a job in the foreground until it is stopped (Ctrl-C) or, with --until-idle, its input is complete.")
+        commandName: "run",
+        abstract: "Run a job in the foreground.",
+        discussion: """
+        SIGTERM or the first Ctrl-C stops the job with a snapshot (sources stop at a barrier, sinks commit, \
+        the snapshot id and offsets are printed, exit 0); a second Ctrl-C, or --cancel-on-signal, cancels \
+        without a snapshot (uncommitted output rolled back, exit 130).
+        """)
 
     @Argument(help: "The job spec (YAML or JSON).") var spec: String
 
-    @Option(help: "End the run once every assigned partition has been at its end for this many seconds; open windows then fire and all output is committed before exit.")
+    @Option(help: "End the run once every assigned partition has been at its end for this many seconds; open windows then fire, a final snapshot is taken and all output is committed before exit.")
     var untilIdle: Double?
+
+    @Option(help: "Directory of this job's snapshots (default: $WEIR_HOME/state/JOB, WEIR_HOME defaulting to ~/.weir).")
+    var stateDir: String?
+
+    @Option(help: "Restore from this snapshot: an id in the state directory (e.g. chk-12, stop-15), 'latest', or a path to a snapshot directory.")
+    var fromSnapshot: String?
+
+    @Flag(help: "When restoring, drop the state of nodes the job no longer has instead of refusing.")
+    var allowNonRestoredState = false
+
+    @Flag(help: "Cancel without a snapshot on SIGTERM/Ctrl-C.")
+    var cancelOnSignal = false
 
     @Flag(help: "Plain log lines instead of the live progress line, even on a terminal.")
     var plain = false
@@ -24,24 +43,34 @@ struct RunCommand: ParsableCommand {
         var options = RunOptions()
         options.untilIdleMillis = untilIdle.map { Int64($0 * 1000) }
         options.log = { line in printErr("[weir] \(line)") }
-        let runner = JobRunner(plan: plan, options: options)
 
-        let signals = [SIGINT, SIGTERM].map { sig -> any DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler {
-                printErr("\n[weir] \(sig == SIGINT ? "interrupted" : "terminated"): cancelling the run (output since the last commit is rolled back)")
-                runner.cancel()
-            }
-            s.resume()
-            return s
+        let dir = stateDir.map { URL(fileURLWithPath: $0) } ?? defaultStateDir(job: plan.name)
+        let store: SnapshotStore
+        do { store = try SnapshotStore(directory: dir, retain: plan.spec.checkpoint.retain, log: options.log) } catch {
+            throw CLIError("cannot use state directory \(dir.path): \(error)")
         }
-        defer { signals.forEach { $0.cancel() } }
+        var restore: RestorePoint?
+        if let fromSnapshot {
+            if fromSnapshot == "latest" && store.latest() == nil {
+                throw CLIError("state directory \(dir.path) has no snapshots to restore (run without --from-snapshot)")
+            }
+            do { restore = try store.load(fromSnapshot).restorePoint() } catch let e as WeirError {
+                throw CLIError("cannot restore \(fromSnapshot): \(e)")
+            }
+        }
+        let supervisor = JobSupervisor(
+            plan: plan, options: options,
+            checkpointing: { store.checkpointConfig(for: plan.spec, restoring: $0) },
+            restore: restore, allowNonRestoredState: allowNonRestoredState,
+            latestRestorePoint: { try store.latest().map { try store.load($0.id).restorePoint() } })
+
+        let signals = SignalHandling(supervisor: supervisor, cancelOnly: cancelOnSignal, store: store)
+        defer { signals.cancel() }
 
         let result = Mutex<Result<RunOutcome, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
-            let r = Result { try runner.run() }
+            let r = Result { try supervisor.run() }
             result.withLock { $0 = r }
             done.signal()
         }
@@ -49,31 +78,42 @@ struct RunCommand: ParsableCommand {
         thread.start()
 
         let started = Date()
-        let display = ProgressDisplay(metrics: runner.metrics, live: !plain && isatty(STDERR_FILENO) == 1)
+        let display = ProgressDisplay(metrics: { supervisor.metrics }, live: !plain && isatty(STDERR_FILENO) == 1)
         while done.wait(timeout: .now() + .milliseconds(1000)) == .timedOut {
             display.tick()
         }
         display.finish()
         let outcome = result.withLock { $0 }!
-        let m = runner.metrics
         let secs = Date().timeIntervalSince(started)
-        if let stats {
+        if let stats, let m = supervisor.metrics {
             let idle = Double(m.idleWaitNanos.load(ordering: .relaxed)) / 1e9
+            let ck = m.lastCheckpointFigures
             let json = """
             {"recordsIn": \(m.recordsIn.load), "recordsOut": \(m.recordsOut.load), "decodeErrors": \(m.decodeErrors.load), \
             "lateRecords": \(m.lateRecords.load), "wallSeconds": \(secs), "idleWaitSeconds": \(idle), \
-            "processingSeconds": \(max(0.001, secs - idle))}
+            "processingSeconds": \(max(0.001, secs - idle)), "checkpoints": \(m.checkpointsCompleted.load), \
+            "lastCheckpointMillis": \(ck.durationMillis), "lastCheckpointBytes": \(ck.bytes), "restarts": \(supervisor.restarts.load)}
             """
             try json.write(toFile: stats, atomically: true, encoding: .utf8)
         }
+        let m = supervisor.metrics
         switch outcome {
         case .success(.finished):
             printErr(String(format: "[weir] finished: %d records in, %d out, %d malformed skipped, %d late dropped in %.1f s",
-                            m.recordsIn.load, m.recordsOut.load, m.decodeErrors.load, m.lateRecords.load, secs))
+                            m?.recordsIn.load ?? 0, m?.recordsOut.load ?? 0, m?.decodeErrors.load ?? 0, m?.lateRecords.load ?? 0, secs))
         case .success(.stopped(let id)):
-            printErr("[weir] stopped with snapshot \(id)")
+            print("stopped with snapshot \(id)")
+            if let manifest = try? store.load(id, verify: false).manifest {
+                print("  state directory: \(dir.path)")
+                for (node, splits) in manifest.offsets.sorted(by: { $0.key < $1.key }) {
+                    print("  offsets of \(node):")
+                    for (split, off) in splits.sorted(by: { $0.key.localizedStandardCompare($1.key) == .orderedAscending }) {
+                        print("    \(split): \(off)")
+                    }
+                }
+            }
         case .success(.cancelled):
-            printErr("[weir] cancelled after \(m.recordsIn.load) records")
+            printErr("[weir] cancelled after \(m?.recordsIn.load ?? 0) records; uncommitted output was rolled back")
             throw ExitCode(130)
         case .failure(let e):
             throw CLIError("job '\(plan.name)' failed: \(e)")
@@ -81,26 +121,71 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-import Synchronization
+func defaultStateDir(job: String) -> URL {
+    let home = ProcessInfo.processInfo.environment["WEIR_HOME"].map { URL(fileURLWithPath: $0) }
+        ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".weir")
+    return home.appendingPathComponent("state").appendingPathComponent(job)
+}
+
+/// SIGTERM / first Ctrl-C: stop with a snapshot; second Ctrl-C (or
+/// --cancel-on-signal): cancel. A failed stop leaves the run going and says why.
+final class SignalHandling: @unchecked Sendable {
+    // @unchecked: `sources` is set in init and read in cancel(), both on the command's thread.
+    private var sources: [any DispatchSourceSignal] = []
+    private let signalsSeen = Atomic<Int>(0)
+
+    init(supervisor: JobSupervisor, cancelOnly: Bool, store: SnapshotStore) {
+        var list: [any DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { [self] in
+                let n = signalsSeen.add(1, ordering: .relaxed).newValue
+                let name = sig == SIGINT ? "interrupted" : "terminated"
+                if cancelOnly || n > 1 {
+                    printErr("\n[weir] \(name): cancelling without a snapshot (uncommitted output is rolled back)")
+                    supervisor.cancel()
+                    return
+                }
+                printErr("\n[weir] \(name): stopping with a snapshot (Ctrl-C again to cancel without one)")
+                DispatchQueue.global().async {
+                    if case .failed(let reason) = supervisor.stopWithSnapshot() {
+                        printErr("[weir] stop with snapshot FAILED, the job keeps running: \(reason)")
+                        self.signalsSeen.store(0, ordering: .relaxed)
+                    }
+                }
+            }
+            s.resume()
+            list.append(s)
+        }
+        sources = list
+    }
+
+    func cancel() { sources.forEach { $0.cancel() } }
+}
 
 /// The live one-line progress display (on a terminal) or periodic log lines.
 final class ProgressDisplay {
-    let metrics: JobMetrics
+    let metrics: () -> JobMetrics?
     let live: Bool
     private var lastIn = 0, lastOut = 0
     private var last = Date()
     private var ticks = 0
+    private var lastMetrics: ObjectIdentifier?
 
-    init(metrics: JobMetrics, live: Bool) { self.metrics = metrics; self.live = live }
+    init(metrics: @escaping () -> JobMetrics?, live: Bool) { self.metrics = metrics; self.live = live }
 
     func tick() {
         ticks += 1
+        guard let m = metrics() else { return }
+        if lastMetrics != ObjectIdentifier(m) { lastMetrics = ObjectIdentifier(m); lastIn = 0; lastOut = 0 }
         let now = Date()
         let dt = max(0.001, now.timeIntervalSince(last))
-        let i = metrics.recordsIn.load, o = metrics.recordsOut.load
-        let line = String(format: "in %@ rec/s  out %@ rec/s  total in %@ out %@  lag %@  malformed %@  late %@",
+        let i = m.recordsIn.load, o = m.recordsOut.load
+        let line = String(format: "in %@ rec/s  out %@ rec/s  total in %@ out %@  lag %@  malformed %@  late %@  checkpoints %@",
                           fmt(Double(i - lastIn) / dt), fmt(Double(o - lastOut) / dt), fmt(Double(i)), fmt(Double(o)),
-                          fmt(Double(metrics.totalLag)), fmt(Double(metrics.decodeErrors.load)), fmt(Double(metrics.lateRecords.load)))
+                          fmt(Double(m.totalLag)), fmt(Double(m.decodeErrors.load)), fmt(Double(m.lateRecords.load)),
+                          fmt(Double(m.checkpointsCompleted.load)))
         if live {
             FileHandle.standardError.write(("\r\u{1B}[2K" + line).data(using: .utf8)!)
         } else if ticks % 5 == 0 {

@@ -27,6 +27,11 @@ public final class MySQLConnection {
     /// The URL this connection was opened from.
     public let url: MySQLURL
     private var handle: UnsafeMutablePointer<MYSQL>?
+    /// The client/server error number of the last call (0 when it succeeded;
+    /// 2006 when it was made on a closed connection). Callers that
+    /// must tell error kinds apart (XA's 1397 XAER_NOTA, a lost connection)
+    /// read it right after catching the `WeirError`.
+    public private(set) var lastErrorNumber: UInt32 = 0
 
     /// Connects, retrying a refused connection (server still starting) with a
     /// short backoff for at most about 3 seconds.
@@ -93,8 +98,10 @@ public final class MySQLConnection {
 
     private func liveHandle() throws -> UnsafeMutablePointer<MYSQL> {
         guard let h = handle else {
+            lastErrorNumber = 2006
             throw WeirError(.mysqlUnreachable, subject: "MySQL server \(url.endpoint)", "the connection is closed")
         }
+        lastErrorNumber = 0
         return h
     }
 
@@ -228,8 +235,29 @@ public final class MySQLConnection {
         return String(cString: v)
     }
 
+    /// The server's id of this session (`CONNECTION_ID()`, what `KILL` takes); 0 when closed.
+    public var serverConnectionId: UInt64 {
+        guard let h = handle else { return 0 }
+        return UInt64(mysql_thread_id(h))
+    }
+
+    /// True when the last failure means the session is gone (or never came):
+    /// server gone away, connection lost or killed, cannot connect.
+    /// Work the session had not prepared is rolled back by the server.
+    public var lastErrorIsConnectionLoss: Bool {
+        MySQLConnection.isConnectionLoss(lastErrorNumber)
+    }
+
+    static func isConnectionLoss(_ errno: UInt32) -> Bool {
+        switch errno {
+        case 2002, 2003, 2005, 2006, 2013, 2055, 1927, 4031: return true
+        default: return false
+        }
+    }
+
     private func lastError(_ h: UnsafeMutablePointer<MYSQL>) -> WeirError {
-        MySQLConnection.mapError(errno: mysql_errno(h), message: String(cString: mysql_error(h)), url: url)
+        lastErrorNumber = mysql_errno(h)
+        return MySQLConnection.mapError(errno: lastErrorNumber, message: String(cString: mysql_error(h)), url: url)
     }
 
     /// Maps a client/server error number to a `WeirError`. The message is the

@@ -17,7 +17,12 @@ import WeirCore
 /// columns; without one `ON DUPLICATE KEY UPDATE` would silently append
 /// duplicates, so `check` reports it as an error (with the ALTER TABLE to run)
 /// rather than a warning.
-public struct MySQLSinkConnector: SinkConnector {
+///
+/// It is also a `TransactionalSinkConnector`: `openTransactionalWriter` gives
+/// the checkpointing writer (one XA transaction per epoch, see
+/// `MySQLXASinkWriter`) and `recover` resolves prepared leftovers after a crash
+/// (see MySQLSinkConnector+XA.swift).
+public struct MySQLSinkConnector: TransactionalSinkConnector {
     /// How rows are written.
     public enum Mode: String, Sendable, CaseIterable {
         /// Plain INSERTs.

@@ -2,60 +2,31 @@ import WeirCore
 
 /// Writes one sink subtask's rows into the table over its own connection.
 ///
-/// Rows are rendered straight into a reusable byte buffer as one multi-row
-/// `INSERT INTO `t` (...) VALUES (...),(...)` statement (plus
-/// `ON DUPLICATE KEY UPDATE` for upsert), which is sent when `batchSize` rows
-/// (or half the server's max_allowed_packet) are buffered. Autocommit is off:
-/// nothing is visible until `flush()` commits, and `close()` rolls back.
+/// Rows are rendered by an `InsertStatementBuilder` into multi-row
+/// `INSERT INTO `t` (...) VALUES (...),(...)` statements (plus
+/// `ON DUPLICATE KEY UPDATE` for upsert), each sent as soon as it holds
+/// `batchSize` rows (or half the server's max_allowed_packet). Autocommit is
+/// off: nothing is visible until `flush()` commits, and `close()` rolls back.
 ///
 /// If a statement or commit fails, everything uncommitted is rolled back and
 /// the writer refuses further work (rethrowing that error), so a flush is all
 /// or nothing; the engine should close it and replay from its last checkpoint.
 final class MySQLSinkWriter: SinkWriter {
     private let conn: MySQLConnection
-    private let encodings: [ColumnEncoding]
-    private let arity: Int
-    private let prefix: [UInt8]
-    private let suffix: [UInt8]
-    private let batchSize: Int
-    private let maxStatementBytes: Int
-    private let backslashEscapes: Bool
+    private let statements: InsertStatementBuilder
     private let tableSubject: String
-    private var buf: SQLBuffer
-    private var rowsInStatement = 0
     private var uncommitted = false
     private var failure: WeirError?
     private var closed = false
 
     init(connection: MySQLConnection, plan: MySQLSinkConnector.Plan, batchSize: Int, tableSubject: String) throws {
         conn = connection
-        encodings = plan.encodings
-        arity = plan.columns.count
-        self.batchSize = batchSize
         self.tableSubject = tableSubject
-        let q = MySQLConnection.quoteIdentifier
-        prefix = Array("INSERT INTO \(q(plan.table)) (\(plan.columns.map(q).joined(separator: ","))) VALUES ".utf8)
-        if plan.mode == .upsert {
-            let keySet = Set(plan.keyFields)
-            var updates = plan.columns.indices.filter { !keySet.contains($0) }
-                .map { "\(q(plan.columns[$0]))=VALUES(\(q(plan.columns[$0])))" }
-            if updates.isEmpty { updates = ["\(q(plan.columns[plan.keyFields[0]]))=\(q(plan.columns[plan.keyFields[0]]))"] }
-            suffix = Array(" ON DUPLICATE KEY UPDATE \(updates.joined(separator: ","))".utf8)
-        } else {
-            suffix = []
-        }
-        let vars = try connection.query("SELECT @@max_allowed_packet, @@sql_mode").rows.first
-        let packet = Int(vars?[0] ?? "") ?? 16 << 20
-        maxStatementBytes = max(64 << 10, min(packet / 2, 16 << 20))
-        backslashEscapes = !(vars?[1] ?? "").uppercased().contains("NO_BACKSLASH_ESCAPES")
+        statements = try InsertStatementBuilder(plan: plan, batchSize: batchSize, settingsFrom: connection)
         try connection.setAutocommit(false)
-        buf = SQLBuffer(capacity: min(maxStatementBytes + 4096, 1 << 20))
     }
 
-    deinit {
-        close()
-        buf.deallocate()
-    }
+    deinit { close() }
 
     private func ensureUsable() throws {
         if let failure {
@@ -68,46 +39,14 @@ final class MySQLSinkWriter: SinkWriter {
 
     func write(_ batch: RecordBatch) throws {
         try ensureUsable()
-        guard batch.arity == arity else {
-            throw WeirError(.internalError, subject: tableSubject,
-                            "batch has \(batch.arity) fields per row, the writer was opened for \(arity)")
-        }
-        let count = batch.count
-        if count == 0 { return }
-        var b = buf
-        var rows = rowsInStatement
-        defer { buf = b; rowsInStatement = rows }
-        let arity = self.arity, batchSize = self.batchSize, limit = maxStatementBytes, bs = backslashEscapes
-        try batch.values.withUnsafeBufferPointer { vals in
-            try encodings.withUnsafeBufferPointer { enc in
-                try prefix.withUnsafeBufferPointer { pre in
-                    var base = 0
-                    for _ in 0..<count {
-                        if rows == 0 { b.append(UnsafeRawBufferPointer(pre)); b.append(UInt8(ascii: "(")) }
-                        else { b.append2(UInt8(ascii: ","), UInt8(ascii: "(")) }
-                        for f in 0..<arity {
-                            if f > 0 { b.append(UInt8(ascii: ",")) }
-                            b.appendValue(vals[base + f], enc[f], backslashEscapes: bs)
-                        }
-                        b.append(UInt8(ascii: ")"))
-                        base += arity
-                        rows += 1
-                        if rows >= batchSize || b.count >= limit {
-                            rows = 0
-                            try send(&b)
-                        }
-                    }
-                }
-            }
-        }
+        try statements.checkArity(batch, subject: tableSubject)
+        try statements.append(batch, emit: send)
     }
 
-    /// Sends the buffered statement; on failure rolls back and poisons the writer.
-    private func send(_ b: inout SQLBuffer) throws {
-        b.append(suffix)
-        defer { b.count = 0 }
+    /// Sends one finished statement; on failure rolls back and poisons the writer.
+    private func send(_ statement: UnsafeRawBufferPointer) throws {
         do {
-            try conn.execute(bytes: UnsafeRawBufferPointer(start: b.base, count: b.count))
+            try conn.execute(bytes: statement)
             uncommitted = true
         } catch {
             throw fail(error)
@@ -115,24 +54,27 @@ final class MySQLSinkWriter: SinkWriter {
     }
 
     private func fail(_ error: any Error) -> WeirError {
+        let e = MySQLSinkWriter.tableError(error, tableSubject: tableSubject)
+        try? conn.rollback()
+        uncommitted = false
+        statements.discard()
+        failure = e
+        return e
+    }
+
+    /// `error` as a `WeirError` whose subject names the table (for the kinds
+    /// of errors a statement against it can cause).
+    static func tableError(_ error: any Error, tableSubject: String) -> WeirError {
         var e = (error as? WeirError) ?? WeirError(.mysql, subject: tableSubject, "\(error)")
         if e.code == .tableMissing || e.code == .columnMismatch || e.code == .lockWaitTimeout || e.code == .mysql {
             if e.subject.hasPrefix("MySQL server") { e.subject = "\(tableSubject) on \(e.subject.dropFirst("MySQL ".count))" }
         }
-        try? conn.rollback()
-        uncommitted = false
-        rowsInStatement = 0
-        failure = e
         return e
     }
 
     func flush() throws {
         try ensureUsable()
-        if rowsInStatement > 0 {
-            var b = buf
-            defer { buf = b; rowsInStatement = 0 }
-            try send(&b)
-        }
+        try statements.finish(emit: send)
         if uncommitted {
             do { try conn.commit() } catch { throw fail(error) }
             uncommitted = false
@@ -142,10 +84,9 @@ final class MySQLSinkWriter: SinkWriter {
     func close() {
         if closed { return }
         closed = true
-        if (uncommitted || rowsInStatement > 0) && conn.isOpen { try? conn.rollback() }
+        if (uncommitted || statements.rowsInStatement > 0) && conn.isOpen { try? conn.rollback() }
         uncommitted = false
-        rowsInStatement = 0
-        buf.count = 0
+        statements.discard()
         conn.close()
     }
 }

@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Weir's benchmark harness: one command on a machine prepared by scripts/setup.sh
+# (it runs setup.sh itself first; that is fast when everything is in place).
+#
+#   benchmarks/run.sh [--events N] [--parallelism P] [--only w1|w2]
+#                     [--repeat K] [--ceiling-consumers C] [--no-threads] [--skip-build]
+#                     [--update-results]
+#
+#   --events N             events in the topic (default 2000000)
+#   --parallelism P        Weir's parallelism for both workloads (default 2)
+#   --only w1|w2           run (and verify) one workload only
+#   --repeat K             ceiling + workload pairs per workload; the best of each counts (default 3)
+#   --ceiling-consumers C  consumers (threads) of the bare librdkafka ceiling (default 1)
+#   --no-threads           don't sample per-thread CPU from /proc during the runs
+#   --skip-build           use the release binary already built (while the tree does not compile)
+#   --update-results       also rewrite benchmarks/RESULTS.md from this run
+#
+# Steps: setup.sh → release build of weir → build the bare librdkafka consumer →
+# start the servers (scripts/servers.sh; stopped again at the end only if this
+# script started them) → topic `events` (4 partitions, N events, seed 42; kept
+# when it already holds exactly that) → for each workload, K times: fresh MySQL
+# table, ceiling run, `weir run --until-idle 1 --stats` under /usr/bin/time -v →
+# correctness against benchmarks/reference.py → table on stdout and
+# benchmarks/out/results-<timestamp>.md (raw files in benchmarks/out/<timestamp>/).
+# Exits non-zero if a run fails or a result is wrong (not when a target is missed).
+set -euo pipefail
+
+BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$BENCH")"
+EVENTS=2000000
+PAR=2
+ONLY=""
+CEIL_CONSUMERS=1
+REPEAT=3
+THREADS=1
+BUILD=1
+UPDATE=0
+ARGS="$*"
+usage() { sed -n '4,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --events) EVENTS="${2:?}"; shift 2 ;;
+    --parallelism) PAR="${2:?}"; shift 2 ;;
+    --only) ONLY="${2:?}"; shift 2 ;;
+    --ceiling-consumers) CEIL_CONSUMERS="${2:?}"; shift 2 ;;
+    --repeat) REPEAT="${2:?}"; shift 2 ;;
+    --no-threads) THREADS=0; shift ;;
+    --skip-build) BUILD=0; shift ;;
+    --update-results) UPDATE=1; shift ;;
+    -h|--help) usage ;;
+    *) echo "unknown argument: $1" >&2; usage ;;
+  esac
+done
+[[ "$EVENTS" =~ ^[1-9][0-9]*$ ]] || { echo "--events must be a positive integer" >&2; exit 2; }
+[[ "$PAR" =~ ^[1-9][0-9]*$ ]] || { echo "--parallelism must be a positive integer" >&2; exit 2; }
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "--repeat must be a positive integer" >&2; exit 2; }
+[[ "$CEIL_CONSUMERS" =~ ^[1-9][0-9]*$ ]] || { echo "--ceiling-consumers must be a positive integer" >&2; exit 2; }
+case "$ONLY" in ""|w1|w2) ;; *) echo "--only takes w1 or w2" >&2; exit 2 ;; esac
+WORKLOADS="${ONLY:-w1 w2}"
+
+KAFKA_PORT="${WEIR_KAFKA_PORT:-19092}"
+MYSQL_PORT="${WEIR_MYSQL_PORT:-13306}"
+RUN="${WEIR_RUN_DIR:-$ROOT/.run}"
+BOOT="127.0.0.1:$KAFKA_PORT"
+TOPIC=events
+PARTITIONS=4
+SEED=42
+DB=weir_bench
+declare -A TABLE=([w1]=w1_user_spend [w2]=w2_big_spend)
+declare -A DDL=(
+  [w1]="user_id BIGINT NOT NULL, window_start BIGINT NOT NULL, window_end BIGINT, cnt BIGINT, total BIGINT, PRIMARY KEY (user_id, window_start)"
+  [w2]="user_id BIGINT, amount BIGINT, ts BIGINT")
+OUT="$BENCH/out"
+TS="$(date -u +%Y%m%dT%H%M%SZ)"
+RD="$OUT/$TS"
+PY="$ROOT/.deps/venv/bin/python"
+mkdir -p "$RD"
+
+log() { printf '\033[1m[bench]\033[0m %s\n' "$*"; }
+json() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d[sys.argv[2]])' "$@"; }
+
+# 1. Machine setup (idempotent) and builds ------------------------------------
+bash "$ROOT/scripts/setup.sh"
+if [ ! -x /usr/bin/time ]; then
+  log "installing GNU time (for peak RSS)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends time >/dev/null
+fi
+if [ "$BUILD" = 1 ]; then
+  log "building weir (release)"
+  if ! (cd "$ROOT" && swift build -c release --product weir) > "$RD/build.log" 2>&1; then
+    tail -n 30 "$RD/build.log" >&2; echo "release build failed (log: $RD/build.log)" >&2; exit 1
+  fi
+  tail -n 1 "$RD/build.log"
+else
+  log "--skip-build: using the existing release binary"
+fi
+WEIR="$(cd "$ROOT" && swift build -c release --show-bin-path)/weir"
+[ -x "$WEIR" ] || { echo "no weir binary at $WEIR" >&2; exit 1; }
+BARE="$OUT/bare_consume"
+if [ ! -x "$BARE" ] || [ "$BENCH/bare_consume.c" -nt "$BARE" ]; then
+  log "building the bare librdkafka consumer"
+  gcc -O2 -Wall -o "$BARE" "$BENCH/bare_consume.c" $(pkg-config --cflags --libs rdkafka) -lpthread
+fi
+
+# 2. Servers -----------------------------------------------------------------
+alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+STARTED=""
+for s in tansu mariadb; do alive "$s" || STARTED="$STARTED $s"; done
+SAMPLER=""
+cleanup() {
+  [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null || true
+  if [ "$STARTED" = " tansu mariadb" ]; then
+    log "stopping the servers this run started"
+    bash "$ROOT/scripts/servers.sh" stop || true
+  else
+    for s in $STARTED; do   # only one was down: stop just that one (as servers.sh stop does)
+      if alive "$s"; then
+        pid="$(cat "$RUN/$s.pid")"; kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+        rm -f "$RUN/$s.pid"; log "$s stopped"
+      fi
+    done
+  fi
+}
+trap cleanup EXIT
+bash "$ROOT/scripts/servers.sh" start
+
+# 3. The topic ---------------------------------------------------------------
+# Tansu keeps topics in memory: the marker names the broker process (pid and
+# start time), so a restarted broker never passes for a loaded one.
+TANSU_PID="$(cat "$RUN/tansu.pid")"
+BROKER_ID="$TANSU_PID-$(awk '{print $22}' "/proc/$TANSU_PID/stat")"
+MARKER="$OUT/topic-$TOPIC-$KAFKA_PORT.json"
+WANT="{\"topic\": \"$TOPIC\", \"partitions\": $PARTITIONS, \"events\": $EVENTS, \"seed\": $SEED, \"broker\": \"$BROKER_ID\"}"
+"$PY" "$BENCH/bench.py" topic-state --bootstrap "$BOOT" --topic "$TOPIC" > "$RD/topic-state.json"
+if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$WANT" ] \
+   && [ "$(json "$RD/topic-state.json" partitions)" = "$PARTITIONS" ] \
+   && [ "$(json "$RD/topic-state.json" messages)" = "$EVENTS" ]; then
+  log "topic $TOPIC already holds $EVENTS events (seed $SEED): not reloading"
+else
+  rm -f "$MARKER"
+  "$PY" "$BENCH/bench.py" delete-topic --bootstrap "$BOOT" --topic "$TOPIC"
+  log "loading $EVENTS events (seed $SEED) into $TOPIC ($PARTITIONS partitions)"
+  "$WEIR" produce --bootstrap "$BOOT" --topic "$TOPIC" --partitions "$PARTITIONS" --count "$EVENTS" --seed "$SEED"
+  "$PY" "$BENCH/bench.py" topic-state --bootstrap "$BOOT" --topic "$TOPIC" > "$RD/topic-state.json"
+  got="$(json "$RD/topic-state.json" messages)"
+  [ "$got" = "$EVENTS" ] || { echo "topic $TOPIC holds $got messages after loading $EVENTS" >&2; exit 1; }
+  echo "$WANT" > "$MARKER"
+fi
+
+# 4. Workloads ---------------------------------------------------------------
+SQL=(mariadb --no-defaults -uroot -h127.0.0.1 -P"$MYSQL_PORT")
+"${SQL[@]}" -e "CREATE DATABASE IF NOT EXISTS $DB"
+cat > "$RD/meta.json" <<EOF
+{"timestamp": "$TS", "events": $EVENTS, "parallelism": $PAR, "topic": "$TOPIC", "partitions": $PARTITIONS,
+ "seed": $SEED, "ceilingConsumers": $CEIL_CONSUMERS, "repeat": $REPEAT, "workloads": "$WORKLOADS", "command": "benchmarks/run.sh${ARGS:+ $ARGS}", "built": $BUILD,
+ "weirBinary": "$(stat -c %y "$WEIR" | cut -d. -f1)", "gitHead": "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)",
+ "gitDirty": "$(git -C "$ROOT" status --porcelain -- Sources connectors Package.swift 2>/dev/null | wc -l | tr -d ' ') changed files under Sources/, connectors/"}
+EOF
+"$PY" "$BENCH/bench.py" machine --mysql-port "$MYSQL_PORT" --out "$RD/machine.json"
+
+CLK_TCK="$(getconf CLK_TCK)"
+MARIADB_PID="$(cat "$RUN/mariadb.pid")"
+busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }   # user nice system irq softirq steal
+pid_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+snapshot() { echo "$(busy_ticks) $(pid_ticks "$TANSU_PID") $(pid_ticks "$MARIADB_PID") $(date +%s.%N)"; }
+# Machine-wide CPU during a measured run, to tell a quiet machine from a busy one:
+# {"wallSeconds", "busyCpuSeconds" (all CPUs, all processes), "tansuCpuSeconds", "mariadbCpuSeconds"}.
+load_json() { # before after file
+  read -r b0 t0 m0 w0 <<<"$1"; read -r b1 t1 m1 w1 <<<"$2"
+  awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" -v m="$((m1 - m0))" -v w0="$w0" -v w1="$w1" -v hz="$CLK_TCK" \
+    'BEGIN { printf "{\"wallSeconds\": %.3f, \"busyCpuSeconds\": %.2f, \"tansuCpuSeconds\": %.2f, \"mariadbCpuSeconds\": %.2f}\n", w1 - w0, b / hz, t / hz, m / hz }' > "$3"
+}
+
+FAILED=0
+for w in $WORKLOADS; do
+  t="${TABLE[$w]}"
+  sed -e "s/^parallelism: .*/parallelism: $PAR/" \
+      -e "s/127\.0\.0\.1:19092/127.0.0.1:$KAFKA_PORT/" \
+      -e "s/127\.0\.0\.1:13306/127.0.0.1:$MYSQL_PORT/" "$BENCH/$w.yaml" > "$RD/$w.yaml"
+  for r in $(seq 1 "$REPEAT"); do
+    tag="$w-$r"
+    # A fresh table for every run: what the last run wrote is what gets verified.
+    "${SQL[@]}" "$DB" -e "DROP TABLE IF EXISTS $t; CREATE TABLE $t (${DDL[$w]}) ENGINE=InnoDB"
+
+    before="$(snapshot)"
+    /usr/bin/time -f '{"userSeconds": %U, "systemSeconds": %S, "maxRssKB": %M}' -o "$RD/ceiling-$tag-time.json" \
+      "$BARE" --bootstrap "$BOOT" --topic "$TOPIC" --consumers "$CEIL_CONSUMERS" > "$RD/ceiling-$tag.json" \
+      || { echo "the bare consumer failed" >&2; exit 1; }
+    load_json "$before" "$(snapshot)" "$RD/ceiling-$tag-load.json"
+    log "${w^^} run $r/$REPEAT: ceiling $(json "$RD/ceiling-$tag.json" eventsPerSecond) events/s"
+
+    set +e
+    before="$(snapshot)"
+    /usr/bin/time -v -o "$RD/$tag-time.txt" \
+      "$WEIR" run "$RD/$w.yaml" --until-idle 1 --plain --stats "$RD/$tag-stats.json" 2> "$RD/$tag.log" &
+    TPID=$!
+    if [ "$THREADS" = 1 ]; then
+      "$PY" "$BENCH/bench.py" sample --parent "$TPID" --out "$RD/$tag-threads.json" \
+        --also "tansu=$RUN/tansu.pid" --also "mariadb=$RUN/mariadb.pid" &
+      SAMPLER=$!
+    fi
+    wait "$TPID"; rc=$?
+    load_json "$before" "$(snapshot)" "$RD/$tag-load.json"
+    [ -n "$SAMPLER" ] && { wait "$SAMPLER"; SAMPLER=""; }
+    set -e
+    if [ "$rc" -ne 0 ] || [ ! -f "$RD/$tag-stats.json" ]; then
+      sed 's/^/    /' "$RD/$tag.log" | tail -n 20
+      echo "weir run of ${w^^} failed (exit $rc): see $RD/$tag.log" >&2
+      FAILED=1
+      break
+    fi
+    grep 'finished:' "$RD/$tag.log" | sed 's/^/    /'
+    "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("    %.0f events/s (%d records in %.3f s of processing)" % (d["recordsIn"] / d["processingSeconds"], d["recordsIn"], d["processingSeconds"]))' "$RD/$tag-stats.json"
+  done
+done
+
+# 5. Correctness -------------------------------------------------------------
+log "verifying MySQL against benchmarks/reference.py (reads the topic with confluent-kafka)"
+VARGS=()
+for w in $WORKLOADS; do VARGS+=(--"$w"-table "${TABLE[$w]}"); done
+"$PY" "$BENCH/bench.py" verify --bootstrap "$BOOT" --topic "$TOPIC" --mysql-port "$MYSQL_PORT" \
+  --database "$DB" "${VARGS[@]}" --out "$RD/verify.json" || FAILED=1
+
+# 6. Report ------------------------------------------------------------------
+echo
+"$PY" "$BENCH/bench.py" report --dir "$RD" --out "$OUT/results-$TS.md"
+log "wrote benchmarks/out/results-$TS.md (raw files in benchmarks/out/$TS/)"
+if [ "$UPDATE" = 1 ]; then
+  "$PY" "$BENCH/bench.py" update-results "$OUT/results-$TS.md"
+fi
+[ "$FAILED" = 0 ] || { log "FAILED: a run failed or a result is wrong"; exit 1; }
