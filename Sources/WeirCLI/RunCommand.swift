@@ -150,8 +150,7 @@ final class SignalHandling: @unchecked Sendable {
                 printErr("\n[weir] \(name): stopping with a snapshot (Ctrl-C again to cancel without one)")
                 DispatchQueue.global().async {
                     if case .failed(let reason) = supervisor.stopWithSnapshot() {
-                        printErr("[weir] stop with snapshot FAILED, the job keeps running: \(reason)")
-                        self.signalsSeen.store(0, ordering: .relaxed)
+                        printErr("[weir] stop with snapshot FAILED, the job keeps running: \(reason) (signal again to cancel without a snapshot)")
                     }
                 }
             }

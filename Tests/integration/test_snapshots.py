@@ -169,3 +169,59 @@ def test_removed_node_needs_allow_non_restored_state(tmp_path, names, db):
     assert p.returncode != 0
     assert "'per-user'" in p.stderr and "--allow-non-restored-state" in p.stderr
     drain(renamed, state, "--from-snapshot", snap, "--allow-non-restored-state")
+
+
+def test_failed_stop_keeps_the_run_going(tmp_path, names, db):
+    """A stop whose snapshot cannot complete says so, and the job keeps running."""
+    create_tables(db)
+    state = tmp_path / "state"
+    spec = w1_spec(names["topic"], names["db"]).replace(
+        "nodes:\n", "checkpoint: { interval: 1h, timeout: 1ms }\nnodes:\n", 1)
+    spec_path = write_spec(tmp_path, spec)
+    produce(names["topic"], 0, 5_000)
+    proc = start(spec_path, state)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(3)
+    assert proc.poll() is None, "the run must go on after a failed stop"
+    proc.send_signal(signal.SIGTERM)  # second signal: cancel
+    out, err = proc.communicate(timeout=30)
+    assert "FAILED, the job keeps running" in err and "timed out" in err
+    assert "stopped with snapshot" not in out + err
+    assert proc.returncode == 130
+    assert snapshots(state) == []
+
+
+def test_restart_strategy_recovers_from_a_lost_mysql_connection(tmp_path, names, db):
+    """Killing the sink's MySQL connections fails the run; it restarts in-process
+    from the latest checkpoint and the result is still exact."""
+    create_tables(db)
+    state = tmp_path / "state"
+    spec = with_checkpoints(w2_spec(names["topic"], names["db"]), "200ms").replace(
+        "nodes:\n", "restart: { attempts: 3, delay: 200ms }\nnodes:\n", 1)
+    spec_path = write_spec(tmp_path, spec)
+    produce(names["topic"], 0, 20_000)
+    proc = start(spec_path, state, "--until-idle", "4")
+    time.sleep(2.0)
+    import threading
+    feeder = threading.Thread(target=lambda: [produce(names["topic"], 20_000 + k * 10_000, 10_000) for k in range(4)])
+    feeder.start()
+    killed = 0
+    deadline = time.time() + 3
+    while time.time() < deadline:  # kill the sink's busy sessions while epochs are open
+        with db.cursor() as cur:
+            cur.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()"
+                        " AND command <> 'Sleep'", (names["db"],))
+            for (v,) in cur.fetchall():
+                try:
+                    cur.execute(f"KILL CONNECTION {v}")
+                    killed += 1
+                except Exception:
+                    pass
+        time.sleep(0.01)
+    feeder.join()
+    assert killed, "the sink had busy connections to kill"
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "restarting (attempt 1 of 3)" in err, err
+    check_w2(db, names["topic"])
