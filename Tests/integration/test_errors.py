@@ -70,14 +70,18 @@ def test_access_denied_is_named_and_password_hidden(tmp_path, names, db):
     assert "S3cretWrong" not in p.stderr + p.stdout
 
 
-def test_sigterm_cancels_a_running_job(tmp_path, names, db):
+def test_cancel_on_signal_rolls_back_without_a_snapshot(tmp_path, names, db):
     create_tables(db)
     weir("produce", "--bootstrap", BOOTSTRAP, "--topic", names["topic"], "--partitions", "2", "--count", "100")
-    proc = subprocess.Popen([WEIR, "run", write_spec(tmp_path, w2_spec(names["topic"], names["db"])), "--plain"],
+    state = tmp_path / "state"
+    proc = subprocess.Popen([WEIR, "run", write_spec(tmp_path, w2_spec(names["topic"], names["db"])), "--plain",
+                             "--state-dir", str(state), "--cancel-on-signal"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)
     assert proc.poll() is None, "a job without --until-idle keeps running"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
-    assert "terminated" in err
+    assert "cancelling without a snapshot" in err
+    assert "stopped with snapshot" not in out
+    assert not state.exists() or not any(p.name.startswith("stop-") for p in state.iterdir())
