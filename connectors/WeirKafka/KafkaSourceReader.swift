@@ -142,7 +142,12 @@ final class KafkaSourceReader: SourceReader {
             startChecked[s] = true
             uncheckedStarts -= 1
             let start = startOffset[s]
-            if nextOffset[s] == start && (start > hi || (lo >= 0 && start < lo)) {
+            if nextOffset[s] == start && lo >= 0 && start < lo {
+                throw WeirError(.kafka, subject: "Kafka partition \(splitNames[s])",
+                                "start offset \(start) is below the partition's low watermark \(lo): \(lo - start) records were already deleted (retention) and would be skipped",
+                                suggestion: "restore from a newer snapshot, or start without one (startOffsets) if skipping them is acceptable")
+            }
+            if nextOffset[s] == start && start > hi {
                 throw WeirError(.kafka, subject: "Kafka partition \(splitNames[s])",
                                 "start offset \(start) is out of range (the partition holds offsets \(max(lo, 0))..<\(hi))",
                                 suggestion: "check 'startOffsets'")
