@@ -17,6 +17,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .target(name: "WeirCore", dependencies: ["Yams"], path: "Sources/WeirCore"),
@@ -26,6 +28,13 @@ let package = Package(
                        providers: [.apt(["default-libmysqlclient-dev"])]),
         .target(name: "WeirKafka", dependencies: ["WeirCore", "CRdKafka"], path: "connectors/WeirKafka"),
         .target(name: "WeirMySQL", dependencies: ["WeirCore", "CMariaDB"], path: "connectors/WeirMySQL"),
+
+        // Control plane: job metadata (SQLite), lifecycle, supervised `weir run` children, REST API.
+        .target(name: "WeirControl",
+                dependencies: ["WeirCore",
+                               .product(name: "GRDB", package: "GRDB.swift"),
+                               .product(name: "Hummingbird", package: "hummingbird")],
+                path: "Sources/WeirControl"),
 
         .target(name: "WeirCLI",
                 dependencies: ["WeirCore", "WeirKafka", "WeirMySQL",

@@ -132,8 +132,6 @@ def sample(parent, out, also, interval=0.25):
     order = []
     t0 = time.time()
     samples = 0
-    busy = {}   # tid -> number of samples in which the thread used > 50% of a core
-    last = {}
     while os.path.exists(f"/proc/{pid}/stat"):
         try:
             tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
@@ -145,10 +143,6 @@ def sample(parent, out, also, interval=0.25):
                 continue
             if tid not in threads:
                 order.append(tid)
-            prev = last.get(tid, c[0])
-            if c[0] - prev > interval * 0.5:
-                busy[tid] = busy.get(tid, 0) + 1
-            last[tid] = c[0]
             threads[tid] = {"tid": tid, "name": c[1], "cpuSeconds": c[0]}
         for name, v in others.items():
             c = _cpu(f"/proc/{v[0]}")
@@ -157,7 +151,7 @@ def sample(parent, out, also, interval=0.25):
         samples += 1
         time.sleep(interval)
     res = {"pid": pid, "wallSeconds": time.time() - t0, "samples": samples,
-           "threads": [dict(threads[t], busySamples=busy.get(t, 0)) for t in order],
+           "threads": [threads[t] for t in order],
            "weirCpuSeconds": sum(t["cpuSeconds"] for t in threads.values()),
            "others": {k: v[2] - v[1] for k, v in others.items()},
            "samplerCpuSeconds": _cpu("/proc/self")[0]}
@@ -291,8 +285,8 @@ def _threads(th, w, par):
     if not th:
         return None
     own = [t for t in th["threads"] if t["name"] == "weir" and t["tid"] != th["pid"]]
-    jobs = own[1:]
     roles = [r for r in ROLES[w] for _ in range(par)]
+    jobs = own[-len(roles):]   # the job's threads are the last unnamed ones JobRunner starts
     by = {}
     for t, r in zip(jobs, roles):
         by.setdefault(r, []).append(t["cpuSeconds"])
@@ -306,6 +300,28 @@ def _other_load(load, own_cpu, sampler=0.0):
     if not load or own_cpu is None:
         return None
     return load["busyCpuSeconds"] - own_cpu - load["tansuCpuSeconds"] - load["mariadbCpuSeconds"] - sampler
+
+
+NOISE = 0.15   # other processes may use at most this share of one core during a run
+
+
+def _noisy(run):
+    """Whether other processes used more than NOISE of a core during the ceiling or the Weir run."""
+    for other, load in ((run["ceilingOther"], run["ceilingLoad"]), (run["other"], run["load"])):
+        wall = (load or {}).get("wallSeconds")
+        if other is not None and wall and other > max(NOISE * wall, 0.05):
+            return True
+    return False
+
+
+def clean(run_dir, tag):
+    w, r = tag.rsplit("-", 1)
+    run = next((x for x in _runs(run_dir, w) if x["r"] == int(r)), None)
+    if run is None:
+        return False
+    if run["noisy"]:
+        print(f"[bench] {tag}: other processes were busy during this pair; it does not count")
+    return not run["noisy"]
 
 
 def _runs(run_dir, w):
@@ -328,6 +344,7 @@ def _runs(run_dir, w):
                "ceilingCpu": ct["userSeconds"] + ct["systemSeconds"] if ct else None}
         run["other"] = _other_load(run["load"], run["cpu"], th.get("samplerCpuSeconds", 0.0) if th else 0.0)
         run["ceilingOther"] = _other_load(run["ceilingLoad"], run["ceilingCpu"])
+        run["noisy"] = _noisy(run)
         runs.append(run)
         r += 1
     return runs
@@ -343,14 +360,18 @@ def report(run_dir, out):
         runs = _runs(run_dir, w)
         if not runs:
             continue
-        rates = [x["rate"] for x in runs if x["rate"]]
-        ceils = [x["ceilingRate"] for x in runs if x["ceilingRate"]]
+        counted = [x for x in runs if not x["noisy"]]
+        if not counted:
+            warn.append(f"- {w.upper()}: every run was disturbed by other processes; all are counted")
+            counted = runs
+        rates = [x["rate"] for x in counted if x["rate"]]
+        ceils = [x["ceilingRate"] for x in counted if x["ceilingRate"]]
         rate = max(rates) if rates else None
         ceil = max(ceils) if ceils else None
         ratio = rate / ceil if rate and ceil else None
         rsss = [x["rssMB"] for x in runs if x["rssMB"]]
         rss = max(rsss) if rsss else None
-        best = max((x for x in runs if x["rate"]), key=lambda x: x["rate"], default=None)
+        best = max((x for x in counted if x["rate"]), key=lambda x: x["rate"], default=None)
         v = ver.get(w)
         rows.append((w.upper(), best, rate, ceil, ratio, rss, v, len(runs)))
         if ratio is not None:
@@ -371,10 +392,12 @@ def report(run_dir, out):
                 line += f", {s['lateRecords']} late, {s['decodeErrors']} malformed"
             else:
                 line += "; Weir run failed"
+            if x not in counted:
+                line += " — **not counted: other processes were busy**"
             detail.append(line)
             for what, other, wall in (("ceiling", x["ceilingOther"], (x["ceilingLoad"] or {}).get("wallSeconds")),
                                       ("Weir", x["other"], (x["load"] or {}).get("wallSeconds"))):
-                if other is not None and wall and other > max(0.15 * wall, 0.05):
+                if other is not None and wall and other > max(NOISE * wall, 0.05):
                     warn.append(f"- {w.upper()} run {x['r']} ({what}): other processes used {other:.2f} CPU-s "
                                 f"during {wall:.2f} s — the machine was not quiet")
         th = _threads(best["threads"] if best else None, w, par)
@@ -384,8 +407,9 @@ def report(run_dir, out):
             cpu.append(f"- {w.upper()} run {best['r']}: Weir {th['total']:.2f} CPU-s = {roles}; librdkafka threads "
                        f"{th['rdk']:.2f}; other Weir threads {th['rest']:.2f}. Meanwhile {oth}.")
     lines = [f"{meta.get('events', 0):,} events in topic `{meta.get('topic', 'events')}` ({meta.get('partitions', 4)} partitions, "
-             f"seed {meta.get('seed', 42)}), Weir parallelism {par}. Each workload ran {meta.get('repeat', 1)}× as a pair "
-             f"(ceiling run, then the workload); the table shows the best of each. Ceiling = bare librdkafka consumer "
+             f"seed {meta.get('seed', 42)}), Weir parallelism {par}. Each workload ran as pairs (ceiling run, then the "
+             f"workload) until {meta.get('repeat', 1)} pair{'s' if meta.get('repeat', 1) != 1 else ''} ran undisturbed by other processes; the table shows the best "
+             f"ceiling and the best workload run among those. Ceiling = bare librdkafka consumer "
              f"(benchmarks/bare_consume.c, {meta.get('ceilingConsumers', 1)} consumer).", "",
              "| workload | records in | records out | events/s | ceiling events/s | ratio | peak RSS | correct |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -471,6 +495,7 @@ def main():
     p.add_argument("--mysql-port", type=int, required=True)
     p.add_argument("--w1-table"); p.add_argument("--w2-table")
     p = sub.add_parser("machine"); p.add_argument("--mysql-port", type=int, required=True); p.add_argument("--out", required=True)
+    p = sub.add_parser("clean"); p.add_argument("--dir", required=True); p.add_argument("--tag", required=True)
     p = sub.add_parser("report"); p.add_argument("--dir", required=True); p.add_argument("--out", required=True)
     p = sub.add_parser("update-results"); p.add_argument("file", nargs="?")
     a = ap.parse_args()
@@ -484,6 +509,8 @@ def main():
         sys.exit(0 if verify(a.bootstrap, a.topic, a.mysql_port, a.database, a.w1_table, a.w2_table, a.out) else 1)
     elif a.cmd == "machine":
         machine(a.mysql_port, a.out)
+    elif a.cmd == "clean":
+        sys.exit(0 if clean(a.dir, a.tag) else 1)
     elif a.cmd == "report":
         report(a.dir, a.out)
     elif a.cmd == "update-results":

@@ -4,15 +4,17 @@
 #
 #   benchmarks/run.sh [--events N] [--parallelism P] [--only w1|w2]
 #                     [--repeat K] [--ceiling-consumers C] [--no-threads] [--skip-build]
-#                     [--update-results]
+#                     [--no-quiet] [--update-results]
 #
 #   --events N             events in the topic (default 2000000)
 #   --parallelism P        Weir's parallelism for both workloads (default 2)
 #   --only w1|w2           run (and verify) one workload only
 #   --repeat K             ceiling + workload pairs per workload; the best of each counts (default 3)
+#                          (a pair disturbed by other processes is repeated, up to 3 extra pairs)
 #   --ceiling-consumers C  consumers (threads) of the bare librdkafka ceiling (default 1)
 #   --no-threads           don't sample per-thread CPU from /proc during the runs
 #   --skip-build           use the release binary already built (while the tree does not compile)
+#   --no-quiet             don't wait for an idle machine, don't retry runs disturbed by other processes
 #   --update-results       also rewrite benchmarks/RESULTS.md from this run
 #
 # Steps: setup.sh → release build of weir → build the bare librdkafka consumer →
@@ -34,9 +36,10 @@ CEIL_CONSUMERS=1
 REPEAT=3
 THREADS=1
 BUILD=1
+QUIET=1
 UPDATE=0
 ARGS="$*"
-usage() { sed -n '4,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '4,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --events) EVENTS="${2:?}"; shift 2 ;;
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
     --repeat) REPEAT="${2:?}"; shift 2 ;;
     --no-threads) THREADS=0; shift ;;
     --skip-build) BUILD=0; shift ;;
+    --no-quiet) QUIET=0; shift ;;
     --update-results) UPDATE=1; shift ;;
     -h|--help) usage ;;
     *) echo "unknown argument: $1" >&2; usage ;;
@@ -156,7 +160,7 @@ SQL=(mariadb --no-defaults -uroot -h127.0.0.1 -P"$MYSQL_PORT")
 "${SQL[@]}" -e "CREATE DATABASE IF NOT EXISTS $DB"
 cat > "$RD/meta.json" <<EOF
 {"timestamp": "$TS", "events": $EVENTS, "parallelism": $PAR, "topic": "$TOPIC", "partitions": $PARTITIONS,
- "seed": $SEED, "ceilingConsumers": $CEIL_CONSUMERS, "repeat": $REPEAT, "workloads": "$WORKLOADS", "command": "benchmarks/run.sh${ARGS:+ $ARGS}", "built": $BUILD,
+ "seed": $SEED, "ceilingConsumers": $CEIL_CONSUMERS, "repeat": $REPEAT, "quiet": $QUIET, "workloads": "$WORKLOADS", "command": "benchmarks/run.sh${ARGS:+ $ARGS}", "built": $BUILD,
  "weirBinary": "$(stat -c %y "$WEIR" | cut -d. -f1)", "gitHead": "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)",
  "gitDirty": "$(git -C "$ROOT" status --porcelain -- Sources connectors Package.swift 2>/dev/null | wc -l | tr -d ' ') changed files under Sources/, connectors/"}
 EOF
@@ -175,14 +179,35 @@ load_json() { # before after file
     'BEGIN { printf "{\"wallSeconds\": %.3f, \"busyCpuSeconds\": %.2f, \"tansuCpuSeconds\": %.2f, \"mariadbCpuSeconds\": %.2f}\n", w1 - w0, b / hz, t / hz, m / hz }' > "$3"
 }
 
+# Other processes on the machine (a compiler, tests) distort every figure: wait
+# until the machine has been idle for 2 s (at most 10 minutes), pair by pair.
+wait_quiet() {
+  local waited=0 b0 b1
+  while [ "$waited" -lt 600 ]; do
+    b0="$(busy_ticks)"; sleep 2; b1="$(busy_ticks)"
+    # < 10 % of one core busy (Tansu and MariaDB idle at about 1 %)
+    if [ $(( (b1 - b0) * 100 )) -lt $(( 2 * CLK_TCK * 10 )) ]; then
+      [ "$waited" -gt 0 ] && log "machine idle after waiting ${waited} s"
+      return 0
+    fi
+    [ "$waited" = 0 ] && log "waiting for the machine to be idle (other processes are using the CPU)"
+    waited=$((waited + 2))
+  done
+  log "the machine did not become idle within 10 minutes: measuring anyway"
+}
+
 FAILED=0
 for w in $WORKLOADS; do
   t="${TABLE[$w]}"
   sed -e "s/^parallelism: .*/parallelism: $PAR/" \
       -e "s/127\.0\.0\.1:19092/127.0.0.1:$KAFKA_PORT/" \
       -e "s/127\.0\.0\.1:13306/127.0.0.1:$MYSQL_PORT/" "$BENCH/$w.yaml" > "$RD/$w.yaml"
-  for r in $(seq 1 "$REPEAT"); do
+  clean=0
+  r=0
+  while [ "$clean" -lt "$REPEAT" ] && [ "$r" -lt $((REPEAT + (QUIET ? 3 : 0))) ]; do
+    r=$((r + 1))
     tag="$w-$r"
+    [ "$QUIET" = 1 ] && wait_quiet
     # A fresh table for every run: what the last run wrote is what gets verified.
     "${SQL[@]}" "$DB" -e "DROP TABLE IF EXISTS $t; CREATE TABLE $t (${DDL[$w]}) ENGINE=InnoDB"
 
@@ -191,7 +216,7 @@ for w in $WORKLOADS; do
       "$BARE" --bootstrap "$BOOT" --topic "$TOPIC" --consumers "$CEIL_CONSUMERS" > "$RD/ceiling-$tag.json" \
       || { echo "the bare consumer failed" >&2; exit 1; }
     load_json "$before" "$(snapshot)" "$RD/ceiling-$tag-load.json"
-    log "${w^^} run $r/$REPEAT: ceiling $(json "$RD/ceiling-$tag.json" eventsPerSecond) events/s"
+    log "${w^^} run $r: ceiling $(json "$RD/ceiling-$tag.json" eventsPerSecond) events/s"
 
     set +e
     before="$(snapshot)"
@@ -215,6 +240,9 @@ for w in $WORKLOADS; do
     fi
     grep 'finished:' "$RD/$tag.log" | sed 's/^/    /'
     "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("    %.0f events/s (%d records in %.3f s of processing)" % (d["recordsIn"] / d["processingSeconds"], d["recordsIn"], d["processingSeconds"]))' "$RD/$tag-stats.json"
+    if [ "$QUIET" = 0 ] || "$PY" "$BENCH/bench.py" clean --dir "$RD" --tag "$tag"; then
+      clean=$((clean + 1))
+    fi
   done
 done
 

@@ -11,7 +11,8 @@ struct RunCommand: ParsableCommand {
         discussion: """
         SIGTERM or the first Ctrl-C stops the job with a snapshot (sources stop at a barrier, sinks commit, \
         the snapshot id and offsets are printed, exit 0); a second Ctrl-C, or --cancel-on-signal, cancels \
-        without a snapshot (uncommitted output rolled back, exit 130).
+        without a snapshot (uncommitted output rolled back, exit 130). SIGUSR1 takes a savepoint while the \
+        run goes on; SIGUSR2 cancels without a snapshot.
         """)
 
     @Argument(help: "The job spec (YAML or JSON).") var spec: String
@@ -37,9 +38,25 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Write run statistics as JSON to this file when the run ends (used by the benchmarks).")
     var stats: String?
 
+    @Option(help: "Append lifecycle events (running, snapshots, metrics, the outcome) as JSON lines to this file.")
+    var events: String?
+
     func run() throws {
-        try KafkaLibrary.checkVersion()
-        let plan = try loadPlan(spec)
+        let eventLog = try EventLog(path: events)
+        eventLog.emit("starting", ["pid": Int(getpid())])
+        do { try runJob(eventLog) } catch {
+            if !(error is ExitCode) { eventLog.emitFailure(error) }
+            throw error
+        }
+    }
+
+    func runJob(_ eventLog: EventLog) throws {
+        do { try KafkaLibrary.checkVersion() } catch let e as WeirError { eventLog.emitFailure(e); throw CLIError("\(e)") }
+        let plan: JobPlan
+        do { plan = try compilePlan(spec) } catch {
+            eventLog.emitFailure(error)
+            throw CLIError(describeSpecError(error, path: spec))
+        }
         var options = RunOptions()
         options.untilIdleMillis = untilIdle.map { Int64($0 * 1000) }
         options.log = { line in printErr("[weir] \(line)") }
@@ -49,12 +66,14 @@ struct RunCommand: ParsableCommand {
         do { store = try SnapshotStore(directory: dir, retain: plan.spec.checkpoint.retain, log: options.log) } catch {
             throw CLIError("cannot use state directory \(dir.path): \(error)")
         }
+        options.onEvent = { [store] e in eventLog.emit(e, store: store) }
         var restore: RestorePoint?
         if let fromSnapshot {
             if fromSnapshot == "latest" && store.latest() == nil {
                 throw CLIError("state directory \(dir.path) has no snapshots to restore (run without --from-snapshot)")
             }
             do { restore = try store.load(fromSnapshot).restorePoint() } catch let e as WeirError {
+                eventLog.emitFailure(e)
                 throw CLIError("cannot restore \(fromSnapshot): \(e)")
             }
         }
@@ -64,7 +83,7 @@ struct RunCommand: ParsableCommand {
             restore: restore, allowNonRestoredState: allowNonRestoredState,
             latestRestorePoint: { try store.latest().map { try store.load($0.id).restorePoint() } })
 
-        let signals = SignalHandling(supervisor: supervisor, cancelOnly: cancelOnSignal, store: store)
+        let signals = SignalHandling(supervisor: supervisor, cancelOnly: cancelOnSignal, eventLog: eventLog)
         defer { signals.cancel() }
 
         let result = Mutex<Result<RunOutcome, any Error>?>(nil)
@@ -79,8 +98,11 @@ struct RunCommand: ParsableCommand {
 
         let started = Date()
         let display = ProgressDisplay(metrics: { supervisor.metrics }, live: !plain && isatty(STDERR_FILENO) == 1)
+        var ticks = 0
         while done.wait(timeout: .now() + .milliseconds(1000)) == .timedOut {
             display.tick()
+            ticks += 1
+            if ticks % 2 == 0, eventLog.enabled, let m = supervisor.metrics { eventLog.emitMetrics(m, restarts: supervisor.restarts.load) }
         }
         display.finish()
         let outcome = result.withLock { $0 }!
@@ -97,6 +119,13 @@ struct RunCommand: ParsableCommand {
             try json.write(toFile: stats, atomically: true, encoding: .utf8)
         }
         let m = supervisor.metrics
+        if eventLog.enabled, let m { eventLog.emitMetrics(m, restarts: supervisor.restarts.load) }
+        switch outcome {
+        case .success(.finished): eventLog.emit("finished")
+        case .success(.stopped(let id)): eventLog.emit("stopped", ["snapshot": id])
+        case .success(.cancelled): eventLog.emit("cancelled")
+        case .failure(let e): eventLog.emitFailure(e)
+        }
         switch outcome {
         case .success(.finished):
             printErr(String(format: "[weir] finished: %d records in, %d out, %d malformed skipped, %d late dropped in %.1f s",
@@ -134,8 +163,32 @@ final class SignalHandling: @unchecked Sendable {
     private var sources: [any DispatchSourceSignal] = []
     private let signalsSeen = Atomic<Int>(0)
 
-    init(supervisor: JobSupervisor, cancelOnly: Bool, store: SnapshotStore) {
+    init(supervisor: JobSupervisor, cancelOnly: Bool, eventLog: EventLog) {
         var list: [any DispatchSourceSignal] = []
+        // SIGUSR1: take a savepoint while the run goes on.
+        signal(SIGUSR1, SIG_IGN)
+        let usr1 = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+        usr1.setEventHandler {
+            DispatchQueue.global().async {
+                switch supervisor.savepoint() {
+                case .stopped(let id): printErr("[weir] savepoint \(id) taken")
+                case .failed(let reason):
+                    printErr("[weir] savepoint FAILED: \(reason)")
+                    eventLog.emit("savepoint_failed", ["reason": reason])
+                }
+            }
+        }
+        usr1.resume()
+        list.append(usr1)
+        // SIGUSR2: cancel without a snapshot (what a supervisor sends for "stop without snapshot").
+        signal(SIGUSR2, SIG_IGN)
+        let usr2 = DispatchSource.makeSignalSource(signal: SIGUSR2, queue: .global())
+        usr2.setEventHandler {
+            printErr("[weir] cancel requested: stopping without a snapshot (uncommitted output is rolled back)")
+            supervisor.cancel()
+        }
+        usr2.resume()
+        list.append(usr2)
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
@@ -151,6 +204,7 @@ final class SignalHandling: @unchecked Sendable {
                 DispatchQueue.global().async {
                     if case .failed(let reason) = supervisor.stopWithSnapshot() {
                         printErr("[weir] stop with snapshot FAILED, the job keeps running: \(reason) (signal again to cancel without a snapshot)")
+                        eventLog.emit("stop_failed", ["reason": reason])
                     }
                 }
             }

@@ -20,17 +20,23 @@ let connectorKinds: [ConnectorKind] = [KafkaSourceConnector.kind, MySQLSinkConne
 
 /// Reads and compiles a job spec file, turning spec errors into a readable failure.
 func loadPlan(_ path: String) throws -> JobPlan {
+    do { return try compilePlan(path) } catch { throw CLIError(describeSpecError(error, path: path)) }
+}
+
+/// Reads and compiles a job spec file (errors as thrown by the parser).
+func compilePlan(_ path: String) throws -> JobPlan {
     let text: String
     do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-        throw CLIError("cannot read job spec \(path): \(error.localizedDescription)")
+        throw WeirError(.invalidSpec, subject: path, "cannot read the job spec: \(error.localizedDescription)")
     }
-    do {
-        return try JobPlan.compile(text, connectors: connectorKinds)
-    } catch let e as SpecErrors {
-        throw CLIError("\(path) is not a valid job spec:\n" + e.errors.map { "  \($0)" }.joined(separator: "\n"))
-    } catch let e as WeirError {
-        throw CLIError("\(path): \(e)")
+    return try JobPlan.compile(text, connectors: connectorKinds)
+}
+
+func describeSpecError(_ error: any Error, path: String) -> String {
+    if let e = error as? SpecErrors {
+        return "\(path) is not a valid job spec:\n" + e.errors.map { "  \($0)" }.joined(separator: "\n")
     }
+    return "\(path): \(error)"
 }
 
 /// An error printed as-is (no stack, no type name), exit code 1.

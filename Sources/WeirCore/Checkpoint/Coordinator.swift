@@ -37,6 +37,7 @@ final class CheckpointCoordinator: @unchecked Sendable {
     private let layouts: [String: String]
     private let expectedAcks: Int
     private let log: @Sendable (String) -> Void
+    private let onEvent: @Sendable (RunEvent) -> Void
 
     private var nextID: Int64
     private var pending: Pending?
@@ -57,7 +58,8 @@ final class CheckpointCoordinator: @unchecked Sendable {
 
     init(settings: CheckpointConfig, job: String, run: String, nodes: [String], parallelism: Int, maxParallelism: Int,
          layouts: [String: String], expectedAcks: Int, sourceTasks: Int, untilIdleMillis: Int64?, metrics: JobMetrics,
-         log: @escaping @Sendable (String) -> Void) {
+         log: @escaping @Sendable (String) -> Void, onEvent: @escaping @Sendable (RunEvent) -> Void = { _ in }) {
+        self.onEvent = onEvent
         self.settings = settings; self.job = job; self.runID = run; self.nodes = nodes
         self.parallelism = parallelism; self.maxParallelism = maxParallelism; self.layouts = layouts
         self.expectedAcks = expectedAcks; self.sourceTasks = sourceTasks
@@ -160,6 +162,7 @@ final class CheckpointCoordinator: @unchecked Sendable {
                     let acked = Set(p.acks.map { "\($0.node)#\($0.subtask)" })
                     let reason = "checkpoint \(p.barrier.id) timed out after \(settings.timeoutMillis) ms: \(missing) of \(expectedAcks) tasks did not acknowledge (acknowledged: \(acked.sorted().joined(separator: ", ")))"
                     log(reason)
+                    onEvent(.snapshotFailed(checkpointID: p.barrier.id, kind: p.barrier.kind, reason: reason))
                     pending = nil
                     if p.barrier.kind == .drain { drained = false; sourcesAtEnd.removeAll() }
                     outcomes[p.barrier.id] = .failed(reason)
@@ -211,6 +214,7 @@ final class CheckpointCoordinator: @unchecked Sendable {
             let ms = Double(DispatchTime.now().uptimeNanoseconds &- p.started) / 1e6
             let bytes = blobs.reduce(0) { $0 + $1.bytes.count }
             metrics.noteCheckpoint(durationMillis: ms, bytes: bytes)
+            onEvent(.snapshot(id: id, kind: p.barrier.kind, checkpointID: p.barrier.id, bytes: bytes, durationMillis: ms))
             if p.barrier.kind != .checkpoint || ProcessInfo.processInfo.environment["WEIR_LOG_CHECKPOINTS"] != nil {
                 log(String(format: "snapshot %@ (%@) complete in %.0f ms (state encode+persist %.0f ms), %d bytes",
                            id, p.barrier.kind.rawValue, ms, Double(DispatchTime.now().uptimeNanoseconds &- t0) / 1e6, bytes))
@@ -218,6 +222,7 @@ final class CheckpointCoordinator: @unchecked Sendable {
             return .completed(snapshotID: id)
         } catch {
             log("checkpoint \(p.barrier.id) could not be stored: \(error)")
+            onEvent(.snapshotFailed(checkpointID: p.barrier.id, kind: p.barrier.kind, reason: "\(error)"))
             return .failed("the snapshot could not be stored: \(error)")
         }
     }

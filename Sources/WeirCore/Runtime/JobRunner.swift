@@ -14,6 +14,8 @@ public struct RunOptions: Sendable {
     public var sinkFlushIntervalMillis: Int64 = 1_000
     /// Receives human-readable log lines (decode errors, lifecycle).
     public var log: @Sendable (String) -> Void = { _ in }
+    /// Receives lifecycle events (running, snapshots, restarts).
+    public var onEvent: @Sendable (RunEvent) -> Void = { _ in }
 
     public init() {}
 }
@@ -286,7 +288,8 @@ public final class JobRunner: Sendable {
         let coord = CheckpointCoordinator(settings: config, job: plan.name, run: runID, nodes: plan.nodes.map(\.id),
                                           parallelism: p, maxParallelism: plan.maxParallelism, layouts: layouts,
                                           expectedAcks: taskCount, sourceTasks: sourceTaskCount,
-                                          untilIdleMillis: options.untilIdleMillis, metrics: metrics, log: options.log)
+                                          untilIdleMillis: options.untilIdleMillis, metrics: metrics, log: options.log,
+                                          onEvent: options.onEvent)
         state.withLock { $0.channels = inbox.values.flatMap { $0 }; $0.coordinator = coord }
 
         // 5. Start one thread per source subtask and per inbox subtask.
@@ -322,6 +325,7 @@ public final class JobRunner: Sendable {
         if let r = restore { options.log("restored snapshot \(r.snapshotID) (checkpoint \(r.checkpointID) of run \(r.run))") }
         options.log("started \(plan.name) run \(runID): \(plan.nodes.count) nodes × \(p) subtasks, \(tasks.count) threads"
                     + (transactional ? ", checkpoint every \(config.intervalMillis!) ms" : ""))
+        options.onEvent(.running(run: runID, restoredFrom: restore?.snapshotID))
         let coordThread = Thread { coord.run() }
         coordThread.start()
         let group = DispatchGroup()

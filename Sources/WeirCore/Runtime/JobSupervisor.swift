@@ -47,6 +47,7 @@ public final class JobSupervisor: Sendable {
                 options.log("run \(runner.runID) failed: \(error)")
                 options.log("restarting (attempt \(attempt) of \(plan.spec.restart.attempts)) in \(plan.spec.restart.delayMillis) ms from the latest snapshot")
                 restarts.add(1)
+                options.onEvent(.restarting(attempt: attempt, of: plan.spec.restart.attempts, error: "\(error)"))
                 Thread.sleep(forTimeInterval: Double(plan.spec.restart.delayMillis) / 1000)
                 if cancelled.load(ordering: .relaxed) { return .cancelled }
                 restore = try latestRestorePoint() ?? firstRestore
@@ -57,6 +58,11 @@ public final class JobSupervisor: Sendable {
     public func cancel() {
         cancelled.store(true, ordering: .relaxed)
         current.withLock { $0 }?.cancel()
+    }
+
+    public func savepoint(timeoutSeconds: Double = 120) -> JobRunner.StopResult {
+        guard let r = current.withLock({ $0 }) else { return .failed(reason: "the run has not started yet") }
+        return r.savepoint(timeoutSeconds: timeoutSeconds)
     }
 
     public func stopWithSnapshot(timeoutSeconds: Double = 120) -> JobRunner.StopResult {

@@ -1,0 +1,2 @@
+// The control plane module; see ServerCommand and the README.
+import WeirCore

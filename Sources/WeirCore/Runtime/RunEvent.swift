@@ -1,0 +1,12 @@
+/// Lifecycle events of a run, for whoever supervises it (the CLI's
+/// `--events` file, which the control plane reads).
+public enum RunEvent: Sendable {
+    /// Sources are assigned and consuming; the run can be checkpointed.
+    case running(run: String, restoredFrom: String?)
+    /// A snapshot completed.
+    case snapshot(id: String, kind: BarrierKind, checkpointID: Int64, bytes: Int, durationMillis: Double)
+    /// A snapshot failed or was aborted; the run goes on.
+    case snapshotFailed(checkpointID: Int64, kind: BarrierKind, reason: String)
+    /// The run failed and the restart strategy starts another.
+    case restarting(attempt: Int, of: Int, error: String)
+}
