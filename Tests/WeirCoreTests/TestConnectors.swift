@@ -6,18 +6,19 @@ import Synchronization
 /// Kafka behaviour itself is tested against the real broker elsewhere.
 final class MemorySource: SourceConnector, @unchecked Sendable {
     let splits: [[String]]
-    init(_ splits: [[String]]) { self.splits = splits }
+    let start: [String: Int64]
+    init(_ splits: [[String]], start: [String: Int64] = [:]) { self.splits = splits; self.start = start }
     func discoverSplits() throws -> [String] { splits.indices.map { "mem/\($0)" } }
-    func openReader(splits idx: [Int]) throws -> any SourceReader { Reader(idx.map { splits[$0] }, names: idx.map { "mem/\($0)" }) }
-    func resuming(at offsets: [String: Int64]) -> any SourceConnector {
-        MemorySource(splits.enumerated().map { i, s in Array(s.dropFirst(Int(offsets["mem/\(i)"] ?? 0))) })
+    func openReader(splits idx: [Int]) throws -> any SourceReader {
+        Reader(idx.map { splits[$0] }, names: idx.map { "mem/\($0)" }, start: idx.map { Int(start["mem/\($0)"] ?? 0) })
     }
+    func resuming(at offsets: [String: Int64]) -> any SourceConnector { MemorySource(splits, start: offsets) }
 
     final class Reader: SourceReader {
         let data: [[String]]
         let splitNames: [String]
         var pos: [Int]
-        init(_ d: [[String]], names: [String]) { data = d; splitNames = names; pos = d.map { _ in 0 } }
+        init(_ d: [[String]], names: [String], start: [Int]) { data = d; splitNames = names; pos = start }
         func poll(maxMessages: Int, timeoutMillis: Int, _ deliver: (Int, UnsafeRawBufferPointer) -> Void) throws -> Int {
             var n = 0
             // Interleave splits one message at a time, like a broker would.
