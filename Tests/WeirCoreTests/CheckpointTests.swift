@@ -67,7 +67,7 @@ final class CheckpointTests: XCTestCase {
         for (before, after) in [(2, 1), (1, 3), (3, 2)] {
             let store = try SnapshotStore(directory: dir.appendingPathComponent("\(before)-\(after)"))
             let sink = MemorySink()
-            let first = try run(job(before), MemorySource(all), sink: sink, store: store, restore: nil, stopAfter: 1200)
+            let first = try run(job(before), MemorySource(all, pace: 2000), sink: sink, store: store, restore: nil, stopAfter: 1200)
             guard case .stopped(let id) = first else { return XCTFail("expected a stop, got \(first)") }
             let point = try store.load(id).restorePoint()
             let consumed = point.offsets["s"]?.values.reduce(0, +) ?? 0
@@ -80,7 +80,7 @@ final class CheckpointTests: XCTestCase {
     func testRemovedNodeIsRefusedUnlessAllowed() throws {
         let data = [(0..<200).map { ev($0 % 5, 1, Int64($0 * 10)) }]
         let store = try SnapshotStore(directory: dir)
-        guard case .stopped(let id) = try run(job(1), MemorySource(data), sink: MemorySink(), store: store, restore: nil, stopAfter: 100)
+        guard case .stopped(let id) = try run(job(1), MemorySource(data, pace: 2000), sink: MemorySink(), store: store, restore: nil, stopAfter: 100)
         else { return XCTFail() }
         let point = try store.load(id).restorePoint()
         XCTAssertThrowsError(try run(job(1, id: "w2"), MemorySource(data), sink: MemorySink(), store: store, restore: point, stopAfter: nil)) {

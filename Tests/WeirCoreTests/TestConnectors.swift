@@ -7,19 +7,25 @@ import Synchronization
 final class MemorySource: SourceConnector, @unchecked Sendable {
     let splits: [[String]]
     let start: [String: Int64]
-    init(_ splits: [[String]], start: [String: Int64] = [:]) { self.splits = splits; self.start = start }
+    /// Microseconds each poll sleeps (to keep a stream flowing while a test acts on it).
+    let pace: UInt32
+    init(_ splits: [[String]], start: [String: Int64] = [:], pace: UInt32 = 0) {
+        self.splits = splits; self.start = start; self.pace = pace
+    }
     func discoverSplits() throws -> [String] { splits.indices.map { "mem/\($0)" } }
     func openReader(splits idx: [Int]) throws -> any SourceReader {
-        Reader(idx.map { splits[$0] }, names: idx.map { "mem/\($0)" }, start: idx.map { Int(start["mem/\($0)"] ?? 0) })
+        Reader(idx.map { splits[$0] }, names: idx.map { "mem/\($0)" }, start: idx.map { Int(start["mem/\($0)"] ?? 0) }, pace: pace)
     }
-    func resuming(at offsets: [String: Int64]) -> any SourceConnector { MemorySource(splits, start: offsets) }
+    func resuming(at offsets: [String: Int64]) -> any SourceConnector { MemorySource(splits, start: offsets, pace: pace) }
 
     final class Reader: SourceReader {
         let data: [[String]]
         let splitNames: [String]
         var pos: [Int]
-        init(_ d: [[String]], names: [String], start: [Int]) { data = d; splitNames = names; pos = start }
+        let pace: UInt32
+        init(_ d: [[String]], names: [String], start: [Int], pace: UInt32) { data = d; splitNames = names; pos = start; self.pace = pace }
         func poll(maxMessages: Int, timeoutMillis: Int, _ deliver: (Int, UnsafeRawBufferPointer) -> Void) throws -> Int {
+            if pace > 0 { usleep(pace) }
             var n = 0
             // Interleave splits one message at a time, like a broker would.
             while n < maxMessages {
