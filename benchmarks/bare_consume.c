@@ -80,8 +80,8 @@ static rd_kafka_t *new_consumer(void) {
     set(conf, "fetch.wait.max.ms", "50");
     set(conf, "fetch.queue.backoff.ms", "20");
     set(conf, "fetch.error.backoff.ms", "100");
-    set(conf, "queued.min.messages", "200000");
-    set(conf, "queued.max.messages.kbytes", "65536");
+    set(conf, "queued.min.messages", "20000");
+    set(conf, "queued.max.messages.kbytes", "16384");
     set(conf, "max.partition.fetch.bytes", "8388608");
     set(conf, "fetch.max.bytes", "52428800");
     char err[512];

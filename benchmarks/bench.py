@@ -201,12 +201,23 @@ def _run(cmd):
 
 
 def machine(port, out):
-    cpu = "unknown"
+    info = {}
     with open("/proc/cpuinfo") as f:
         for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+            k, _, v = line.partition(":")
+            k = k.strip()
+            if k and k not in info:
+                info[k] = v.strip()
+            if not line.strip():
                 break
+    cpu = info.get("model name", "unknown")
+    extra = [f"family {info['cpu family']} model {info['model']}"] if "cpu family" in info else []
+    if "cpu MHz" in info:
+        extra.append(f"{float(info['cpu MHz']):.0f} MHz")
+    if "hypervisor" in info.get("flags", "").split():
+        extra.append("virtual machine")
+    if extra:
+        cpu += f" ({', '.join(extra)})"
     mem_kb = 0
     with open("/proc/meminfo") as f:
         for line in f:
@@ -477,6 +488,14 @@ def update_results(src):
             f"release build{' (prebuilt, --skip-build)' if meta.get('built') == 0 else ''}.", "",
             "## Results", "", body.strip(), ""]
     dst = os.path.join(HERE, "RESULTS.md")
+    # A hand-written "## Notes" section of the current RESULTS.md (analysis) is kept.
+    try:
+        with open(dst) as f:
+            old = f.read()
+        if "\n## Notes" in old:
+            text.append("## Notes" + old.split("\n## Notes", 1)[1].rstrip() + "\n")
+    except OSError:
+        pass
     with open(dst, "w") as f:
         f.write("\n".join(text))
     print(f"[bench] wrote {dst} from {src}")

@@ -49,8 +49,8 @@ final class KafkaSourceReader: SourceReader {
             ("fetch.wait.max.ms", "50"),
             ("fetch.queue.backoff.ms", "20"),      // librdkafka >= 2.4 otherwise pauses 1 s when its queue fills
             ("fetch.error.backoff.ms", "100"),
-            ("queued.min.messages", "200000"),
-            ("queued.max.messages.kbytes", "65536"),
+            ("queued.min.messages", "20000"),
+            ("queued.max.messages.kbytes", "16384"),
             ("max.partition.fetch.bytes", "8388608"),
             ("fetch.max.bytes", "52428800"),
         ] + c.sortedProperties

@@ -32,6 +32,21 @@ public struct JSONRowDecoder: Sendable {
 
     /// Decodes one message and appends it to `batch`; returns nil on success.
     public mutating func decode(_ bytes: UnsafeRawBufferPointer, into batch: inout RecordBatch) -> Failure? {
+        if let f = decodeRow(bytes) { return f }
+        batch.append(row: row, timestamp: timestamp)
+        return nil
+    }
+
+    /// Event time of the row last decoded by `decodeRow`.
+    public private(set) var timestamp = RecordBatch.noTimestamp
+
+    /// The values of the row last decoded by `decodeRow` (valid until the next decode).
+    @inline(__always) public func withRow<R>(_ body: (UnsafePointer<Value>) -> R) -> R {
+        row.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+
+    /// Decodes one message into the decoder's own row buffer (see `withRow`, `timestamp`).
+    public mutating func decodeRow(_ bytes: UnsafeRawBufferPointer) -> Failure? {
         for i in 0..<row.count { row[i] = .null }
         guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return .malformed }
         var s = Scanner(p: base, end: bytes.count)
@@ -69,7 +84,7 @@ public struct JSONRowDecoder: Sendable {
             default: return .missingEventTime
             }
         }
-        batch.append(row: row, timestamp: ts)
+        timestamp = ts
         return nil
     }
 

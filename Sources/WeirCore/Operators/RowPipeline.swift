@@ -1,0 +1,64 @@
+/// Filters and selects chained directly behind a source, fused into the
+/// decode loop: each decoded row is tested and projected in place, and only
+/// the rows that survive are appended to a batch. Saves materialising (and
+/// copying twice) the rows a selective filter drops.
+struct RowPipeline {
+    enum Step {
+        case filter(RowEval)
+        case project([CompiledExpr], arity: Int)
+    }
+
+    let steps: [Step]
+    /// Arity of the rows the pipeline emits.
+    let outArity: Int
+    /// Where the pipeline's output goes (the fused operators' downstream).
+    let output: Output
+    private var scratch: [[Value]]
+
+    /// Fuses the leading run of chained filters/selects of `output`, if any.
+    init?(from output: Output, sourceArity: Int) {
+        var steps: [Step] = []
+        var out = output
+        var arity = sourceArity
+        while out.targets.count == 1, case .chained(let op, let next) = out.targets[0] {
+            if let f = op as? FilterOperator {
+                steps.append(.filter(f.condition.eval))
+            } else if let s = op as? SelectOperator {
+                arity = s.exprs.count
+                steps.append(.project(s.exprs, arity: arity))
+            } else {
+                break
+            }
+            out = next
+        }
+        if steps.isEmpty { return nil }
+        self.steps = steps
+        self.outArity = arity
+        self.output = out
+        self.scratch = steps.map { step in
+            if case .project(_, let a) = step { return Array(repeating: .null, count: a) }
+            return []
+        }
+    }
+
+    /// Runs the row through the steps; appends it to `batch` if it survives.
+    @inline(__always) mutating func push(_ row: UnsafePointer<Value>, timestamp: Int64, into batch: inout RecordBatch) {
+        var cur = row
+        for k in 0..<steps.count {
+            switch steps[k] {
+            case .filter(let eval):
+                if !eval(cur).isTrue { return }
+            case .project(let exprs, _):
+                let src = cur
+                scratch[k].withUnsafeMutableBufferPointer { buf in
+                    for (i, e) in exprs.enumerated() {
+                        buf[i] = e.fieldIndex.map { src[$0] } ?? e.eval(src)
+                    }
+                }
+                cur = scratch[k].withUnsafeBufferPointer { $0.baseAddress! }
+            }
+        }
+        batch.values.append(contentsOf: UnsafeBufferPointer(start: cur, count: outArity))
+        batch.timestamps.append(timestamp)
+    }
+}
