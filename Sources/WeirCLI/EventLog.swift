@@ -6,7 +6,7 @@ import WeirCore
 /// event of the run, appended and flushed as it happens. The control plane
 /// supervises its child runs by reading this file; people can `tail -f` it.
 ///
-/// Events: `starting`, `running`, `snapshot`, `snapshot_failed`, `stop_failed`,
+/// Events: `starting`, `running`, `first_record`, `snapshot`, `snapshot_failed`, `stop_failed`,
 /// `restarting`, `metrics` (every 2 s), and one final `finished`, `stopped`,
 /// `cancelled` or `failed`. Every line has `event` and `time` (ISO-8601).
 final class EventLog: Sendable {
@@ -43,6 +43,8 @@ final class EventLog: Sendable {
             var f: [String: Any] = ["run": run]
             if let from { f["restoredFrom"] = from }
             emit("running", f)
+        case .firstRecord:
+            emit("first_record")
         case .snapshot(let id, let kind, let ckpt, let bytes, let ms):
             var f: [String: Any] = ["id": id, "kind": kind.rawValue, "checkpoint": ckpt, "bytes": bytes, "durationMs": ms]
             if let m = try? store.load(id, verify: false).manifest {

@@ -16,6 +16,7 @@ struct ProduceCommand: ParsableCommand {
     @Option(help: "Send each line of this file as one message (round-robin over partitions).") var file: String?
     @Option(help: "Generate this many events {\"user_id\",\"amount\",\"ts\"}.") var count: Int?
     @Option(help: "Seed of the generator.") var seed: UInt64 = 42
+    @Option(help: "Distinct user_id values in generated events (0..<users).") var users: UInt64 = 1000
     @Option(help: "Index of the first generated event (to append more events of the same stream).") var start: Int = 0
     @Option(help: "Generated events per second of event time.") var eventsPerSecond: Int = 10_000
     @Option(help: "Event time of event 0, epoch milliseconds.") var baseTs: Int64 = 1_700_000_000_000
@@ -35,7 +36,7 @@ struct ProduceCommand: ParsableCommand {
                 sent += 1
             }
         } else if let count {
-            var gen = EventGenerator(seed: seed, eventsPerSecond: eventsPerSecond, baseTs: baseTs)
+            var gen = EventGenerator(seed: seed, eventsPerSecond: eventsPerSecond, baseTs: baseTs, users: users)
             gen.skip(start)
             var buf: [UInt8] = []
             buf.reserveCapacity(64)
@@ -59,9 +60,10 @@ struct EventGenerator {
     var index = 0
     let eventsPerSecond: Int
     let baseTs: Int64
+    let users: UInt64
 
-    init(seed: UInt64, eventsPerSecond: Int, baseTs: Int64) {
-        state = seed; self.eventsPerSecond = eventsPerSecond; self.baseTs = baseTs
+    init(seed: UInt64, eventsPerSecond: Int, baseTs: Int64, users: UInt64 = 1000) {
+        state = seed; self.eventsPerSecond = eventsPerSecond; self.baseTs = baseTs; self.users = max(1, users)
     }
 
     mutating func random() -> UInt64 {
@@ -75,7 +77,7 @@ struct EventGenerator {
     mutating func skip(_ n: Int) { for _ in 0..<n { _ = random(); _ = random(); index += 1 } }
 
     mutating func next(into buf: inout [UInt8]) {
-        let user = random() % 1000
+        let user = random() % users
         let amount = random() % 1000 + 1
         let ts = baseTs + Int64(index) * 1000 / Int64(eventsPerSecond)
         index += 1

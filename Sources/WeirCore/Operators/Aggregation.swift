@@ -1,23 +1,33 @@
 /// Folds one row into a key's accumulators. Shared by every aggregating operator.
+/// The aggregate specs are unpacked into flat arrays once, so folding a row
+/// copies no struct and touches no reference count for field arguments.
 struct AggregateFolder {
+    enum Argument { case none, field(Int), expr(RowEval) }
     let aggs: [AggregateSpec]
     let initial: [Accumulator]
+    private let functions: [AggregateSpec.Function]
+    private let arguments: [Argument]
 
     init(_ aggs: [AggregateSpec]) {
         self.aggs = aggs
         self.initial = aggs.map { Accumulator.initial($0.function, type: $0.argument?.type ?? .int) }
+        self.functions = aggs.map(\.function)
+        self.arguments = aggs.map { a in
+            guard let arg = a.argument else { return .none }
+            if let f = arg.fieldIndex { return .field(f) }
+            return .expr(arg.eval)
+        }
     }
 
     @inline(__always) func fold(_ accs: inout [Accumulator], _ row: UnsafePointer<Value>) {
-        for i in 0..<aggs.count {
-            let a = aggs[i]
-            let v: Value
-            if let arg = a.argument {
-                if let f = arg.fieldIndex { v = row[f] } else { v = arg.eval(row) }
-            } else {
-                v = .bool(true)
+        accs.withUnsafeMutableBufferPointer { acc in
+            for i in 0..<acc.count {
+                switch arguments[i] {
+                case .none: acc[i].add(.bool(true), functions[i])
+                case .field(let f): acc[i].add(row[f], functions[i])
+                case .expr(let e): acc[i].add(e(row), functions[i])
+                }
             }
-            accs[i].add(v, a.function)
         }
     }
 
@@ -83,6 +93,17 @@ final class WindowAggregateOperator: StreamOperator {
 
     /// Tumbling and sliding: window start → key → accumulators.
     var panes: [Int64: [GroupKey: [Accumulator]]] = [:]
+    /// The pane most records currently go to (tumbling windows), outside `panes`.
+    private var hotStart = Int64.min
+    private var hotPane: [GroupKey: [Accumulator]] = [:]
+
+    /// Puts the hot pane back into `panes` (before firing or snapshotting).
+    func parkHotPane() {
+        if hotStart != Int64.min && !hotPane.isEmpty { panes[hotStart] = hotPane }
+        hotStart = Int64.min
+        hotPane = [:]
+    }
+
     /// Session windows per key, kept sorted by start.
     var sessions: [GroupKey: [Session]] = [:]
     private var earliestSessionEnd = Int64.max
@@ -116,7 +137,13 @@ final class WindowAggregateOperator: StreamOperator {
                 case .tumbling(let size):
                     let start = Self.floorDiv(ts, size) * size
                     if start + size - 1 <= currentWatermark { late += 1; continue }
-                    folder.fold(&panes[start, default: [:]][GroupKey.of(row, keyFields), default: folder.initial], row)
+                    // Consecutive records mostly share a window: keep its pane out of `panes`.
+                    if start != hotStart {
+                        parkHotPane()
+                        hotStart = start
+                        hotPane = panes.removeValue(forKey: start) ?? [:]
+                    }
+                    folder.fold(&hotPane[GroupKey.of(row, keyFields), default: folder.initial], row)
                 case .sliding(let size, let slide):
                     let key = GroupKey.of(row, keyFields)
                     var start = Self.floorDiv(ts, slide) * slide
@@ -173,6 +200,7 @@ final class WindowAggregateOperator: StreamOperator {
     }
 
     private func fire(upTo wm: Int64, _ out: Output) throws {
+        parkHotPane()
         var res = RecordBatch(arity: outArity)
         switch window {
         case .tumbling(let size), .sliding(let size, _):

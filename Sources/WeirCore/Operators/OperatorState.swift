@@ -44,6 +44,7 @@ extension ContinuousAggregateOperator: StatefulOperator {
 
 extension WindowAggregateOperator: StatefulOperator {
     func captureState(maxParallelism: Int) -> @Sendable () -> [UInt8] {
+        parkHotPane()
         let panes = self.panes, sessions = self.sessions, wm = currentWatermark
         let isSession: Bool = { if case .session = window { return true } else { return false } }()
         return {

@@ -57,6 +57,14 @@ public final class JobRunner: Sendable {
     }
     private let state = Mutex(State())
     private let stopFlag = Atomic<Bool>(false)
+    private let sawFirstRecord = Atomic<Bool>(false)
+
+    /// Reports `.firstRecord` once per run.
+    func noteFirstRecord() {
+        if !sawFirstRecord.load(ordering: .relaxed), sawFirstRecord.exchange(true, ordering: .relaxed) == false {
+            options.onEvent(.firstRecord)
+        }
+    }
 
     public init(plan: JobPlan, options: RunOptions = RunOptions(), checkpointing: CheckpointConfig? = nil,
                 restore: RestorePoint? = nil, allowNonRestoredState: Bool = false, runID: String? = nil) {
@@ -305,7 +313,8 @@ public final class JobRunner: Sendable {
                     let task = SourceTask(node: n, subtask: j, taskIndex: sourceIndex, connector: sources[i]!, splitIndices: mine,
                                           eventTime: eventTime, restoredWatermarks: watermarks, output: outs[i][j],
                                           options: options, metrics: metrics, coordinator: coord,
-                                          stop: { [self] in stopFlag.load(ordering: .relaxed) })
+                                          stop: { [self] in stopFlag.load(ordering: .relaxed) },
+                                          firstRecord: { [self] in noteFirstRecord() })
                     sourceIndex += 1
                     tasks.append(("\(n.id)#\(j)", task.run))
                 }
@@ -375,10 +384,13 @@ final class SourceTask: @unchecked Sendable {
     let metrics: JobMetrics
     let coordinator: CheckpointCoordinator
     let stop: @Sendable () -> Bool
+    let firstRecord: @Sendable () -> Void
 
     init(node: PlannedNode, subtask: Int, taskIndex: Int, connector: any SourceConnector, splitIndices: [Int],
          eventTime: EventTimeSpec?, restoredWatermarks: [String: Int64], output: Output, options: RunOptions,
-         metrics: JobMetrics, coordinator: CheckpointCoordinator, stop: @escaping @Sendable () -> Bool) {
+         metrics: JobMetrics, coordinator: CheckpointCoordinator, stop: @escaping @Sendable () -> Bool,
+         firstRecord: @escaping @Sendable () -> Void) {
+        self.firstRecord = firstRecord
         self.node = node; self.subtask = subtask; self.taskIndex = taskIndex; self.connector = connector
         self.splitIndices = splitIndices; self.eventTime = eventTime; self.restoredWatermarks = restoredWatermarks
         self.output = output; self.options = options; self.metrics = metrics; self.coordinator = coordinator; self.stop = stop
@@ -416,6 +428,7 @@ final class SourceTask: @unchecked Sendable {
         var lastProgress: UInt64 = 0
         var errorsLogged = 0
         var lastBarrier: Int64 = -1
+        var sentFirst = false
         let arity = node.schema.count
         let ooo = eventTime?.maxOutOfOrdernessMillis ?? 0
         let idleNanos = UInt64(max(0, eventTime?.idleTimeoutMillis ?? 0)) * 1_000_000
@@ -472,6 +485,7 @@ final class SourceTask: @unchecked Sendable {
             if got > 0 { metrics.recordsIn.add(got) }
             if bad > 0 { metrics.decodeErrors.add(bad) }
             if !batch.isEmpty {
+                if !sentFirst { sentFirst = true; firstRecord() }
                 try (pipeline?.output ?? output).emit(batch)
                 batch = RecordBatch(arity: batchArity, capacity: options.pollBatchSize)
             }

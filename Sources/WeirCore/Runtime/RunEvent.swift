@@ -3,6 +3,8 @@
 public enum RunEvent: Sendable {
     /// Sources are assigned and consuming; the run can be checkpointed.
     case running(run: String, restoredFrom: String?)
+    /// The first record of the run reached the operators (after any restore).
+    case firstRecord
     /// A snapshot completed.
     case snapshot(id: String, kind: BarrierKind, checkpointID: Int64, bytes: Int, durationMillis: Double)
     /// A snapshot failed or was aborted; the run goes on.
