@@ -37,7 +37,7 @@ let package = Package(
                 path: "Sources/WeirControl"),
 
         .target(name: "WeirCLI",
-                dependencies: ["WeirCore", "WeirKafka", "WeirMySQL",
+                dependencies: ["WeirCore", "WeirKafka", "WeirMySQL", "WeirControl",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 path: "Sources/WeirCLI"),
         .executableTarget(name: "weir", dependencies: ["WeirCLI"], path: "Sources/weir"),

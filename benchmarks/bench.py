@@ -3,19 +3,25 @@
     bench.py topic-state   --bootstrap B --topic T
     bench.py delete-topic  --bootstrap B --topic T
     bench.py sample        --parent PID --out FILE [--also NAME=PIDFILE ...]
-    bench.py verify        --bootstrap B --topic T --mysql-port P --database D [--w1-table X] [--w2-table Y] --out FILE
+    bench.py verify        --bootstrap B --topic T --mysql-port P --database D --check NAME=w1|w2:TABLE ... --out FILE
+    bench.py clean         --dir RUN_DIR --tag TAG [--tag TAG ...]
+    bench.py state         --weir BIN --spec S --dir RUN_DIR --bootstrap B --topic T --mysql-port P --database D
+                           --table X --run-dir R [--events N] [--users U] [--extra E] [--repeat K] [--no-quiet] [--keep-state]
     bench.py machine       --mysql-port P --out FILE
     bench.py report        --dir RUN_DIR --out FILE.md
     bench.py update-results [FILE.md]
 
-The correctness check uses reference.py (confluent-kafka with its own bundled
+The correctness checks use reference.py (confluent-kafka with its own bundled
 librdkafka, and PyMySQL), never Weir's code.
 """
 import argparse
+import datetime
 import glob
 import json
 import os
 import platform
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -23,7 +29,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-TARGETS = {"w1_ratio": 0.50, "w2_ratio": 0.60, "w1_rss_mb": 300}
+TARGETS = {"w1_ratio": 0.50, "w2_ratio": 0.60, "w1_rss_mb": 300,
+           "ckpt_ratio": 0.90,        # W1 with checkpoints ÷ W1 without
+           "snapshot_ms": 2000,       # savepoint / stop snapshot of ~1 M keys
+           "restore_ms": 2000}        # process spawn → first record after --from-snapshot
 
 
 # --- Kafka --------------------------------------------------------------------
@@ -161,25 +170,27 @@ def sample(parent, out, also, interval=0.25):
 
 # --- correctness -------------------------------------------------------------
 
-def verify(bootstrap, topic, port, database, w1_table, w2_table, out):
+def verify(bootstrap, topic, port, database, checks, out):
+    """checks: [(name, kind, table)], kind w1 or w2; every table against one read of the topic."""
     import reference as ref
     t0 = time.time()
     values = ref.read_topic(bootstrap, topic, timeout=600)
     events, bad = ref.decode(values)
     res = {"topicMessages": len(values), "malformed": bad, "readSeconds": round(time.time() - t0, 1)}
     ok = True
+    expected = {}
     conn = ref.connect(port, database)
     try:
-        for name, table, refn, mysqln in (("w1", w1_table, ref.w1_reference, ref.mysql_w1),
-                                          ("w2", w2_table, ref.w2_reference, ref.mysql_w2)):
-            if not table:
-                continue
-            expected = refn(events)
+        for name, kind, table in checks:
+            refn, mysqln = {"w1": (ref.w1_reference, ref.mysql_w1), "w2": (ref.w2_reference, ref.mysql_w2)}[kind]
+            if kind not in expected:
+                expected[kind] = refn(events)
+            exp = expected[kind]
             actual = mysqln(conn, table)
-            d = ref.diff(expected, actual)
-            rows = sum(expected.values()) if name == "w2" else len(expected)
-            got = sum(actual.values()) if name == "w2" else len(actual)
-            res[name] = {"pass": d == "", "diff": d, "expectedRows": rows, "actualRows": got}
+            d = ref.diff(exp, actual)
+            rows = sum(exp.values()) if kind == "w2" else len(exp)
+            got = sum(actual.values()) if kind == "w2" else len(actual)
+            res[name] = {"pass": d == "", "diff": d, "expectedRows": rows, "actualRows": got, "table": table, "kind": kind}
             ok &= d == ""
             print(f"[bench] {name.upper()} {'PASS' if d == '' else 'FAIL'}: "
                   f"{got} rows in {table}, reference {rows}" + (f" -- {d}" if d else ""))
@@ -316,44 +327,66 @@ def _other_load(load, own_cpu, sampler=0.0):
 NOISE = 0.15   # other processes may use at most this share of one core during a run
 
 
+def _too_busy(other, wall):
+    return other is not None and bool(wall) and other > max(NOISE * wall, 0.05)
+
+
 def _noisy(run):
     """Whether other processes used more than NOISE of a core during the ceiling or the Weir run."""
-    for other, load in ((run["ceilingOther"], run["ceilingLoad"]), (run["other"], run["load"])):
-        wall = (load or {}).get("wallSeconds")
-        if other is not None and wall and other > max(NOISE * wall, 0.05):
+    for other, load in ((run.get("ceilingOther"), run.get("ceilingLoad")), (run["other"], run["load"])):
+        if _too_busy(other, (load or {}).get("wallSeconds")):
             return True
     return False
 
 
-def clean(run_dir, tag):
-    w, r = tag.rsplit("-", 1)
-    run = next((x for x in _runs(run_dir, w) if x["r"] == int(r)), None)
-    if run is None:
-        return False
-    if run["noisy"]:
-        print(f"[bench] {tag}: other processes were busy during this pair; it does not count")
-    return not run["noisy"]
+def _weir_run(run_dir, tag):
+    """One `weir run` of run.sh (stats, time -v, load, threads, events), or None if it left no files."""
+    f = lambda suffix: os.path.join(run_dir, f"{tag}{suffix}")
+    stats = _load(f("-stats.json"))
+    if stats is None and not os.path.exists(f("-time.txt")):
+        return None
+    tv = _time_v(f("-time.txt"))
+    th = _load(f("-threads.json"))
+    run = {"tag": tag, "stats": stats, "rssMB": tv.get("rssMB"), "cpu": tv.get("cpu"), "threads": th,
+           "rate": stats["recordsIn"] / stats["processingSeconds"] if stats else None,
+           "load": _load(f("-load.json")), "events": _events(f("-events.jsonl")), "log": f(".log")}
+    run["other"] = _other_load(run["load"], run["cpu"], th.get("samplerCpuSeconds", 0.0) if th else 0.0)
+    run["noisy"] = _noisy(run)
+    return run
+
+
+def clean(run_dir, tags):
+    """Whether none of these runs (and their ceiling runs, if any) was disturbed by other processes."""
+    ok = True
+    for tag in tags:
+        run = _weir_run(run_dir, tag) or {"other": None, "load": None}
+        ceil = _load(os.path.join(run_dir, f"ceiling-{tag}.json"))
+        if ceil is not None:
+            ct = _load(os.path.join(run_dir, f"ceiling-{tag}-time.json"))
+            run["ceilingLoad"] = _load(os.path.join(run_dir, f"ceiling-{tag}-load.json"))
+            run["ceilingOther"] = _other_load(run["ceilingLoad"], ct["userSeconds"] + ct["systemSeconds"] if ct else None)
+        ok &= not _noisy(run)
+    if not ok:
+        print(f"[bench] {' + '.join(tags)}: other processes were busy meanwhile; this pair does not count")
+    return ok
 
 
 def _runs(run_dir, w):
+    """The ceiling + workload pairs of W1 or W2 (tags w1-1, w1-2, …)."""
     runs = []
     r = 1
     while True:
         tag = f"{w}-{r}"
-        stats = _load(os.path.join(run_dir, f"{tag}-stats.json"))
+        run = _weir_run(run_dir, tag)
         ceil = _load(os.path.join(run_dir, f"ceiling-{tag}.json"))
-        if stats is None and ceil is None:
+        if run is None and ceil is None:
             break
-        tv = _time_v(os.path.join(run_dir, f"{tag}-time.txt"))
-        th = _load(os.path.join(run_dir, f"{tag}-threads.json"))
+        run = run or {"tag": tag, "stats": None, "rssMB": None, "cpu": None, "threads": None, "rate": None,
+                      "load": None, "events": [], "other": None}
         ct = _load(os.path.join(run_dir, f"ceiling-{tag}-time.json"))
-        run = {"r": r, "stats": stats, "ceiling": ceil, "rssMB": tv.get("rssMB"), "cpu": tv.get("cpu"),
-               "rate": stats["recordsIn"] / stats["processingSeconds"] if stats else None,
-               "ceilingRate": ceil["eventsPerSecond"] if ceil else None, "threads": th,
-               "load": _load(os.path.join(run_dir, f"{tag}-load.json")),
-               "ceilingLoad": _load(os.path.join(run_dir, f"ceiling-{tag}-load.json")),
-               "ceilingCpu": ct["userSeconds"] + ct["systemSeconds"] if ct else None}
-        run["other"] = _other_load(run["load"], run["cpu"], th.get("samplerCpuSeconds", 0.0) if th else 0.0)
+        run.update({"r": r, "ceiling": ceil, "ceilingRate": ceil["eventsPerSecond"] if ceil else None,
+                    "ceilingLoad": _load(os.path.join(run_dir, f"ceiling-{tag}-load.json")),
+                    "ceilingCpu": ct["userSeconds"] + ct["systemSeconds"] if ct else None})
         run["ceilingOther"] = _other_load(run["ceilingLoad"], run["ceilingCpu"])
         run["noisy"] = _noisy(run)
         runs.append(run)
@@ -361,11 +394,408 @@ def _runs(run_dir, w):
     return runs
 
 
-def report(run_dir, out):
-    meta = _load(os.path.join(run_dir, "meta.json")) or {}
-    mach = _load(os.path.join(run_dir, "machine.json")) or {}
-    ver = _load(os.path.join(run_dir, "verify.json")) or {}
-    par = meta.get("parallelism", 2)
+def _ckpt_pairs(run_dir, iv):
+    """The (without, with checkpoints) W1 pairs for one checkpoint interval (tags ckpt-IV-off-R / ckpt-IV-on-R)."""
+    pairs = []
+    r = 1
+    while True:
+        off, on = _weir_run(run_dir, f"ckpt-{iv}-off-{r}"), _weir_run(run_dir, f"ckpt-{iv}-on-{r}")
+        if off is None and on is None:
+            break
+        pairs.append({"r": r, "off": off, "on": on, "noisy": any(x is None or x["noisy"] for x in (off, on))})
+        r += 1
+    return pairs
+
+
+def _drain_id(logfile):
+    """Id of the final snapshot of an --until-idle run (logged as `snapshot chk-N (drain) complete`)."""
+    try:
+        with open(logfile) as f:
+            for line in f:
+                if "(drain) complete" in line:
+                    return line.split("snapshot ", 1)[1].split()[0]
+    except (OSError, IndexError):
+        pass
+    return None
+
+
+def _periodic(run):
+    """The periodic checkpoints of a run: its snapshot events except the final (drain) one, each with
+    "busy": whether it was triggered before the input ran out (i.e. during processingSeconds, not during
+    the --until-idle wait). The input ran out at about drain trigger − idle wait."""
+    if not run:
+        return []
+    drain = _drain_id(run["log"])
+    snaps = [e for e in run.get("events", []) if e.get("event") == "snapshot"]
+    end = None
+    for e in snaps:
+        if e.get("id") == drain and run.get("stats"):
+            end = _ts(e["time"]) - e["durationMs"] / 1000 - run["stats"]["idleWaitSeconds"]
+    out = []
+    for e in snaps:
+        if e.get("id") != drain:
+            e = dict(e)
+            e["busy"] = end is None or _ts(e["time"]) - e["durationMs"] / 1000 < end
+            out.append(e)
+    return out
+
+
+# --- events files and machine load (for the snapshot benchmark) ------------------
+
+def _events(path):
+    """The JSON lines of a `weir run --events` file ([] if missing)."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return out
+
+
+def _ts(s):
+    """Epoch seconds of an events-file time ("2026-11-25T11:31:26.953Z")."""
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if "." in s else "%Y-%m-%dT%H:%M:%SZ"
+    return datetime.datetime.strptime(s, fmt).replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+class EventTail:
+    """Follows a growing `weir run --events` file."""
+
+    def __init__(self, path):
+        self.path, self.f, self.buf, self.all = path, None, "", []
+
+    def poll(self):
+        if self.f is None:
+            try:
+                self.f = open(self.path)
+            except OSError:
+                return []
+        chunk = self.f.read()
+        if not chunk:
+            return []
+        self.buf += chunk
+        lines = self.buf.split("\n")
+        self.buf = lines.pop()
+        new = [json.loads(x) for x in lines if x.strip()]
+        self.all += new
+        return new
+
+    def close(self):
+        if self.f:
+            self.f.close()
+
+
+def busy_ticks():
+    """Busy CPU ticks of the whole machine (user nice system irq softirq steal), as run.sh counts them."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+
+
+def _proc_cpu(pid):
+    c = _cpu(f"/proc/{pid}") if pid else None
+    return c[0] if c else 0.0
+
+
+def wait_quiet(log, limit=600):
+    """run.sh's wait_quiet: until the machine has been idle (< 10 % of one core busy) for 2 s, at most `limit` s."""
+    waited = 0
+    while waited < limit:
+        b0 = busy_ticks()
+        time.sleep(2)
+        if (busy_ticks() - b0) * 100 < 2 * CLK * 10:
+            if waited:
+                log(f"machine idle after waiting {waited} s")
+            return waited
+        if waited == 0:
+            log("waiting for the machine to be idle (other processes are using the CPU)")
+        waited += 2
+    log("the machine did not become idle within 10 minutes: measuring anyway")
+    return waited
+
+
+class LoadMeter:
+    """CPU used between start and stop by the machine, by `pid`, by the servers and by this script;
+    what is left was used by other processes (compilers, tests) and disturbs the measurement."""
+
+    def __init__(self, pid, servers):
+        self.pid, self.servers = pid, servers
+        self.w0 = _proc_cpu(pid)
+        self.s0 = [_proc_cpu(p) for p in servers]
+        self.me0 = time.process_time()
+        self.t0, self.b0 = time.time(), busy_ticks()
+
+    def stop(self):
+        wall, busy = time.time() - self.t0, (busy_ticks() - self.b0) / CLK
+        weir = _proc_cpu(self.pid) - self.w0
+        srv = sum(_proc_cpu(p) - s for p, s in zip(self.servers, self.s0))
+        other = busy - weir - srv - (time.process_time() - self.me0)
+        return {"wallSeconds": round(wall, 3), "busyCpuSeconds": round(busy, 2), "weirCpuSeconds": round(weir, 2),
+                "serversCpuSeconds": round(srv, 2), "otherCpuSeconds": round(other, 2), "noisy": _too_busy(other, wall)}
+
+
+def _vmhwm_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _snapshot_logs(logfile):
+    """{snapshot id: encode+persist ms} from weir's log lines
+    `snapshot ID (KIND) complete in X ms (state encode+persist Y ms), B bytes`."""
+    res = {}
+    try:
+        with open(logfile) as f:
+            for line in f:
+                if "complete in" in line and "encode+persist" in line:
+                    sid = line.split("snapshot ", 1)[1].split()[0]
+                    res[sid] = float(line.split("encode+persist ", 1)[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        pass
+    return res
+
+
+# --- the large-state snapshot / restore benchmark ------------------------------------
+
+def state_bench(a):
+    """Snapshots of ~1 M live keys and restores from them (benchmarks/state.yaml); writes RUN_DIR/state.json.
+
+    1. Topic a.topic, deleted and reloaded: a.events events over a.users user_ids (seed 42).
+    2. `weir run` (no --until-idle) into a fresh table; wait until the input is consumed and written
+       (metrics events: lag 0, all records in, records out unchanged for one metrics period).
+    3. K savepoints (SIGUSR1), each after a quiet-machine wait; a disturbed one is repeated (up to 3 more).
+    4. SIGTERM: stop with a snapshot; the process must exit 0.
+    5. a.extra more events of the same stream; K runs `--from-snapshot <stop> --until-idle 1`:
+       restore time = first_record − spawn; each must read exactly a.extra records.
+    6. MySQL against reference.py (count and sum per user_id over the whole topic).
+    """
+    import reference as ref
+    log = lambda m: print(f"\033[1m[bench]\033[0m {m}", flush=True)
+    quiet = (lambda: wait_quiet(log)) if a.quiet else (lambda: 0)
+    servers = []
+    for name in ("tansu", "mariadb"):
+        try:
+            with open(os.path.join(a.run_dir, f"{name}.pid")) as f:
+                servers.append(int(f.read().strip()))
+        except (OSError, ValueError):
+            pass
+    sd = os.path.join(a.dir, "state-snapshots")
+    shutil.rmtree(sd, ignore_errors=True)
+    res = {"events": a.events, "users": a.users, "extra": a.extra, "parallelism": a.parallelism, "topic": a.topic,
+           "table": a.table, "seed": 42, "savepoints": [], "restores": [], "pass": False}
+    out = os.path.join(a.dir, "state.json")
+    proc = None
+
+    def save():
+        with open(out, "w") as f:
+            json.dump(res, f, indent=1)
+
+    def produce(start, count):
+        cmd = [a.weir, "produce", "--bootstrap", a.bootstrap, "--topic", a.topic, "--count", str(count),
+               "--seed", "42", "--users", str(a.users), "--start", str(start)]
+        if start == 0:
+            cmd += ["--partitions", "4"]
+        subprocess.run(cmd, check=True)
+
+    def spawn(tag, *extra):
+        files = {k: os.path.join(a.dir, f"{tag}{suffix}") for k, suffix in
+                 (("events", "-events.jsonl"), ("log", ".log"), ("stats", "-stats.json"), ("out", ".out"))}
+        cmd = [a.weir, "run", a.spec, "--state-dir", sd, "--events", files["events"], "--plain",
+               "--stats", files["stats"], *extra]
+        with open(files["log"], "w") as lf, open(files["out"], "w") as of:
+            t0 = time.time()
+            p = subprocess.Popen(cmd, stdout=of, stderr=lf)
+        return p, t0, files
+
+    def until(tail, p, pred, what, timeout, files, exit_ok=False, rss="peakRssMB"):
+        deadline = time.time() + timeout
+        while True:
+            for e in tail.poll():
+                if e["event"] in ("failed", "savepoint_failed", "stop_failed", "snapshot_failed"):
+                    raise RuntimeError(f"{what}: weir reported {e['event']}: {e.get('message') or e.get('reason')} (see {files['log']})")
+                if pred(e):
+                    return e
+            if p.poll() is not None and not exit_ok:
+                tail.poll()
+                raise RuntimeError(f"{what}: weir run exited with {p.returncode} (see {files['log']})")
+            if time.time() > deadline:
+                raise RuntimeError(f"{what}: nothing after {timeout} s (see {files['log']})")
+            res[rss] = max(res.get(rss, 0.0), _vmhwm_mb(p.pid))
+            time.sleep(0.005)
+
+    try:
+        # 1. The topic: reloaded every time, so that the runs read exactly a.events events.
+        delete_topic(a.bootstrap, a.topic)
+        log(f"loading {a.events:,} events over {a.users:,} user_ids (seed 42) into {a.topic} (4 partitions)")
+        produce(0, a.events)
+        st = topic_state(a.bootstrap, a.topic)
+        if st["messages"] != a.events:
+            raise RuntimeError(f"topic {a.topic} holds {st['messages']} messages after loading {a.events}")
+        conn = ref.connect(a.mysql_port, a.database)
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {a.table}")
+            cur.execute(f"CREATE TABLE {a.table} (user_id BIGINT NOT NULL PRIMARY KEY, cnt BIGINT, total BIGINT) ENGINE=InnoDB")
+
+        # 2. The run, until every record is in and written.
+        quiet()
+        proc, t0, files = spawn("state-run")
+        tail = EventTail(files["events"])
+        first = until(tail, proc, lambda e: e["event"] == "first_record", "state run", 120, files)
+        log(f"state job running (pid {proc.pid}); waiting until its {a.events:,} records are consumed and written")
+        prev = [None]
+
+        def settled(e):
+            if e["event"] != "metrics":
+                return False
+            done = e["recordsIn"] >= a.events and sum(e["lag"].values()) == 0
+            ok = done and prev[0] is not None and prev[0]["done"] and prev[0]["recordsOut"] == e["recordsOut"]
+            if done and "inputConsumedAt" not in res:
+                res["inputConsumedAt"] = e["time"]
+            prev[0] = {"done": done, "recordsOut": e["recordsOut"]}
+            return ok
+        m = until(tail, proc, settled, "consuming the input", a.timeout, files)
+        res["ingest"] = {"recordsIn": m["recordsIn"], "recordsOut": m["recordsOut"],
+                         "firstRecordToConsumedSeconds": round(_ts(res["inputConsumedAt"]) - _ts(first["time"]), 1),
+                         "spawnToSettledSeconds": round(_ts(m["time"]) - t0, 1)}
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {a.table}")
+            res["keys"] = cur.fetchone()[0]
+        log(f"input consumed: {m['recordsIn']:,} records in, {m['recordsOut']:,} rows upserted, "
+            f"{res['keys']:,} keys (rows in {a.table}); input consumed {res['ingest']['firstRecordToConsumedSeconds']} s "
+            "after the first record (metrics every 2 s)")
+
+        # 3./4. Savepoints, then stop with a snapshot.
+        last = [0]
+
+        def snap(sig, kind):
+            waited = quiet()
+            meter = LoadMeter(proc.pid, servers)
+            t_sig = time.time()
+            os.kill(proc.pid, sig)
+            e = until(tail, proc, lambda e: e["event"] == "snapshot" and e.get("kind") == kind and e["checkpoint"] > last[0],
+                      kind, 300, files, exit_ok=(kind == "stop"))
+            load = meter.stop()
+            last[0] = e["checkpoint"]
+            rec = {"id": e["id"], "kind": kind, "durationMs": round(e["durationMs"], 1), "bytes": e["bytes"],
+                   "sizeBytes": e.get("sizeBytes"), "signalToEventMs": round((_ts(e["time"]) - t_sig) * 1000),
+                   "quietWaitSeconds": waited, "load": load, "noisy": load["noisy"]}
+            log(f"{e['id']}: {rec['durationMs']:.0f} ms, {rec['bytes'] / 1e6:.1f} MB"
+                + (" — other processes were busy meanwhile; it does not count" if rec["noisy"] else ""))
+            return rec
+
+        n = 0
+        while sum(not s["noisy"] for s in res["savepoints"]) < a.repeat and n < a.repeat + (3 if a.quiet else 0):
+            n += 1
+            res["savepoints"].append(snap(signal.SIGUSR1, "savepoint"))
+            save()
+        res["stop"] = snap(signal.SIGTERM, "stop")
+        until(tail, proc, lambda e: e["event"] == "stopped", "stop", 120, files, exit_ok=True)
+        rc = proc.wait(timeout=120)
+        if rc != 0:
+            raise RuntimeError(f"the stopped run exited with {rc} (see {files['log']})")
+        tail.close()
+        proc = None
+        enc = _snapshot_logs(files["log"])
+        for s in res["savepoints"] + [res["stop"]]:
+            s["encodePersistMs"] = enc.get(s["id"])
+        save()
+
+        # 5. More input, then restores from the stop snapshot.
+        log(f"producing {a.extra:,} more events, then restoring from {res['stop']['id']}")
+        produce(a.events, a.extra)
+        n = 0
+        while sum(not r["noisy"] for r in res["restores"]) < a.repeat and n < a.repeat + (3 if a.quiet else 0):
+            n += 1
+            waited = quiet()
+            meter = LoadMeter(None, servers)
+            proc, t0, files = spawn(f"state-restore-{n}", "--from-snapshot", res["stop"]["id"], "--until-idle", "1")
+            meter.pid = proc.pid
+            tail = EventTail(files["events"])
+            fr = until(tail, proc, lambda e: e["event"] == "first_record", "restore", 300, files, rss="restorePeakRssMB")
+            load = meter.stop()
+            until(tail, proc, lambda e: e["event"] in ("finished", "stopped", "cancelled"), "restored run", 300, files,
+                  exit_ok=True, rss="restorePeakRssMB")
+            rc = proc.wait(timeout=120)
+            tail.poll()
+            ev = {e["event"]: e for e in tail.all}
+            tail.close()
+            proc = None
+            stats = _load(files["stats"]) or {}
+            rec = {"spawnToFirstRecordMs": round((_ts(fr["time"]) - t0) * 1000),
+                   "spawnToStartingMs": round((_ts(ev["starting"]["time"]) - t0) * 1000),
+                   "startingToRunningMs": round((_ts(ev["running"]["time"]) - _ts(ev["starting"]["time"])) * 1000),
+                   "runningToFirstRecordMs": round((_ts(fr["time"]) - _ts(ev["running"]["time"])) * 1000),
+                   "startingToFirstRecordMs": round((_ts(fr["time"]) - _ts(ev["starting"]["time"])) * 1000),
+                   "restoredFrom": ev["running"].get("restoredFrom"), "exit": rc,
+                   "recordsIn": stats.get("recordsIn"), "quietWaitSeconds": waited, "load": load, "noisy": load["noisy"]}
+            res["restores"].append(rec)
+            save()
+            log(f"restore {n}: first record {rec['spawnToFirstRecordMs']} ms after spawn "
+                f"({rec['startingToFirstRecordMs']} ms after `starting`), {rec['recordsIn']} records read"
+                + (" — other processes were busy meanwhile; it does not count" if rec["noisy"] else ""))
+            if rc != 0 or rec["recordsIn"] != a.extra or rec["restoredFrom"] != res["stop"]["id"]:
+                raise RuntimeError(f"restore {n}: exit {rc}, {rec['recordsIn']} records read (expected {a.extra}), "
+                                   f"restored from {rec['restoredFrom']} (see {files['log']})")
+
+        # 6. Correctness of the table over the whole topic.
+        log("verifying the per-user totals against benchmarks/reference.py")
+        t1 = time.time()
+        events, bad = ref.decode(ref.read_topic(a.bootstrap, a.topic, timeout=600))
+        exp = ref.totals_reference(events)
+        got = ref.mysql_totals(conn, a.table)
+        d = ref.diff(exp, got)
+        conn.close()
+        res["verify"] = {"pass": d == "", "diff": d, "topicMessages": len(events) + bad, "malformed": bad,
+                         "expectedRows": len(exp), "actualRows": len(got), "readSeconds": round(time.time() - t1, 1)}
+        res["pass"] = d == ""
+        print(f"[bench] STATE {'PASS' if d == '' else 'FAIL'}: {len(got)} rows in {a.table}, reference {len(exp)}"
+              + (f" -- {d}" if d else ""))
+    except Exception as e:  # noqa: BLE001 - reported in state.json and on stderr
+        res["error"] = str(e)
+        print(f"[bench] state benchmark failed: {e}", file=sys.stderr)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGUSR2)   # cancel without a snapshot
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        listing = subprocess.run([a.weir, "snapshot", "list", "--state-dir", sd, "--json"], capture_output=True, text=True)
+        with open(os.path.join(a.dir, "state-snapshots.json"), "w") as f:
+            f.write(listing.stdout)
+        if not a.keep_state:
+            shutil.rmtree(sd, ignore_errors=True)
+        save()
+    return res["pass"]
+
+
+def _ms(x):
+    return "-" if x is None else f"{x:,.0f} ms"
+
+
+def _mb(b):
+    if b is None:
+        return "-"
+    return f"{b / 1e6:.1f} MB" if b >= 1e5 else f"{b / 1e3:.1f} kB"
+
+
+def _pct(xs):
+    return ", ".join(f"{x:.0%}" for x in xs) if xs else "-"
+
+
+def _report_throughput(run_dir, meta, ver, par):
+    """W1/W2 against the ceiling: (lines, target checks, load warnings)."""
     rows, checks, detail, cpu, warn = [], [], [], [], []
     for w in ("w1", "w2"):
         runs = _runs(run_dir, w)
@@ -383,8 +813,7 @@ def report(run_dir, out):
         rsss = [x["rssMB"] for x in runs if x["rssMB"]]
         rss = max(rsss) if rsss else None
         best = max((x for x in counted if x["rate"]), key=lambda x: x["rate"], default=None)
-        v = ver.get(w)
-        rows.append((w.upper(), best, rate, ceil, ratio, rss, v, len(runs)))
+        rows.append((w.upper(), best, rate, ceil, ratio, rss, ver.get(w)))
         if ratio is not None:
             t = TARGETS[f"{w}_ratio"]
             checks.append(f"{w.upper()} ≥ {t:.0%} of the ceiling: {ratio:.1%} — {'met' if ratio >= t else 'NOT met'}")
@@ -408,7 +837,7 @@ def report(run_dir, out):
             detail.append(line)
             for what, other, wall in (("ceiling", x["ceilingOther"], (x["ceilingLoad"] or {}).get("wallSeconds")),
                                       ("Weir", x["other"], (x["load"] or {}).get("wallSeconds"))):
-                if other is not None and wall and other > max(NOISE * wall, 0.05):
+                if _too_busy(other, wall):
                     warn.append(f"- {w.upper()} run {x['r']} ({what}): other processes used {other:.2f} CPU-s "
                                 f"during {wall:.2f} s — the machine was not quiet")
         th = _threads(best["threads"] if best else None, w, par)
@@ -417,38 +846,211 @@ def report(run_dir, out):
             oth = ", ".join(f"{k} {v:.2f}" for k, v in th["others"].items())
             cpu.append(f"- {w.upper()} run {best['r']}: Weir {th['total']:.2f} CPU-s = {roles}; librdkafka threads "
                        f"{th['rdk']:.2f}; other Weir threads {th['rest']:.2f}. Meanwhile {oth}.")
-    lines = [f"{meta.get('events', 0):,} events in topic `{meta.get('topic', 'events')}` ({meta.get('partitions', 4)} partitions, "
+    if not rows:
+        return [], checks, warn
+    lines = ["### Throughput: W1 and W2 against the ceiling", "",
+             f"{meta.get('events', 0):,} events in topic `{meta.get('topic', 'events')}` ({meta.get('partitions', 4)} partitions, "
              f"seed {meta.get('seed', 42)}), Weir parallelism {par}. Each workload ran as pairs (ceiling run, then the "
              f"workload) until {meta.get('repeat', 1)} pair{'s' if meta.get('repeat', 1) != 1 else ''} ran undisturbed by other processes; the table shows the best "
              f"ceiling and the best workload run among those. Ceiling = bare librdkafka consumer "
              f"(benchmarks/bare_consume.c, {meta.get('ceilingConsumers', 1)} consumer).", "",
              "| workload | records in | records out | events/s | ceiling events/s | ratio | peak RSS | correct |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for name, best, rate, ceil, ratio, rss, v, n in rows:
+    for name, best, rate, ceil, ratio, rss, v in rows:
         ok = "-" if v is None else ("PASS" if v["pass"] else "FAIL")
         s = best["stats"] if best else None
         lines.append(f"| {name} | {s['recordsIn']:,} | {s['recordsOut']:,} | {_rate(rate)} | {_rate(ceil)} | "
                      f"{ratio:.1%} | {rss:.0f} MB | {ok} |" if s and ratio is not None and rss is not None
                      else f"| {name} | - | - | - | {_rate(ceil)} | - | - | {ok} |")
     lines.append("")
-    if checks:
-        lines += ["Targets:"] + [f"- {c}" for c in checks] + [""]
-    if ver:
-        lines.append(f"Correctness (benchmarks/reference.py over the topic: {ver.get('topicMessages', 0):,} messages, "
-                     f"{ver.get('malformed', 0)} malformed; MySQL holds the last run's output):")
-        for w in ("w1", "w2"):
-            if w in ver:
-                v = ver[w]
-                lines.append(f"- {w.upper()}: {'PASS' if v['pass'] else 'FAIL'} — {v['actualRows']:,} rows, "
-                             f"reference {v['expectedRows']:,}" + (f"; {v['diff']}" if v["diff"] else ""))
-        lines.append("")
     if detail:
         lines += ["All runs (events/s = recordsIn / processingSeconds):"] + detail + [""]
     if cpu:
         lines += ["CPU seconds by thread in the best run (sampled from /proc every 0.25 s; Weir's threads "
                   "identified by creation order):"] + cpu + [""]
+    return lines, checks, warn
+
+
+def _report_ckpt(run_dir, meta, ver, par):
+    """W1 without / with periodic checkpoints: (lines, target checks, load warnings)."""
+    ivs = meta.get("ckptIntervals") or []
+    table, detail, checks, warn = [], [], [], []
+    for iv in ivs:
+        pairs = _ckpt_pairs(run_dir, iv)
+        if not pairs:
+            continue
+        counted = [p for p in pairs if not p["noisy"]]
+        if not counted:
+            warn.append(f"- checkpoints every {iv}: every pair was disturbed by other processes; all are counted")
+            counted = pairs
+        offs = [p["off"]["rate"] for p in counted if p["off"] and p["off"]["rate"]]
+        ons = [p["on"]["rate"] for p in counted if p["on"] and p["on"]["rate"]]
+        off, on = (max(offs) if offs else None), (max(ons) if ons else None)
+        ratio = on / off if on and off else None
+        pr = [p["on"]["rate"] / p["off"]["rate"] for p in counted
+              if p["on"] and p["off"] and p["on"]["rate"] and p["off"]["rate"]]
+        periodic = [_periodic(p["on"]) for p in counted]
+        durs = [e["durationMs"] for ps in periodic for e in ps]
+        rss_off = max((p["off"]["rssMB"] for p in pairs if p["off"] and p["off"]["rssMB"]), default=None)
+        rss_on = max((p["on"]["rssMB"] for p in pairs if p["on"] and p["on"]["rssMB"]), default=None)
+        v = ver.get(f"ckpt-{iv}")
+        ok = "-" if v is None else ("PASS" if v["pass"] else "FAIL")
+        dur = f"mean {sum(durs) / len(durs):.0f} ms, max {max(durs):.0f} ms" if durs else "-"
+        counts = ", ".join(f"{len(ps)} ({sum(e['busy'] for e in ps)})" for ps in periodic)
+        table.append(f"| {iv} | {_rate(off)} | {_rate(on)} | {ratio:.1%} | {_pct(pr)} | "
+                     f"{counts} | {dur} | "
+                     f"{rss_off or 0:.0f} / {rss_on or 0:.0f} MB | {ok} |" if ratio is not None
+                     else f"| {iv} | {_rate(off)} | {_rate(on)} | - | - | - | - | - | {ok} |")
+        if ratio is not None:
+            t = TARGETS["ckpt_ratio"]
+            checks.append(f"W1 with checkpoints every {iv} ≥ {t:.0%} of W1 without: {ratio:.1%} (pairs: {_pct(pr)}) — "
+                          f"{'met' if ratio >= t else 'NOT met'}")
+        for p in pairs:
+            parts = []
+            for mode, x in (("without", p["off"]), ("with", p["on"])):
+                if x is None or x["stats"] is None:
+                    parts.append(f"{mode}: failed")
+                    continue
+                s = x["stats"]
+                txt = f"{mode} {_rate(x['rate'])} ev/s ({s['processingSeconds']:.3f} s)"
+                if mode == "with":
+                    ps = _periodic(x)
+                    txt += (f", {len(ps)} periodic checkpoint{'s' if len(ps) != 1 else ''}, "
+                            f"{sum(e['busy'] for e in ps)} of them during processing")
+                    if ps:
+                        txt += " (" + ", ".join(f"{e['id']} {e['durationMs']:.0f} ms {_mb(e['bytes'])}"
+                                                + ("" if e["busy"] else " idle") for e in ps) + ")"
+                parts.append(txt)
+                if _too_busy(x["other"], (x["load"] or {}).get("wallSeconds")):
+                    warn.append(f"- checkpoints every {iv}, pair {p['r']} ({mode}): other processes used {x['other']:.2f} "
+                                f"CPU-s during {x['load']['wallSeconds']:.2f} s — the machine was not quiet")
+            r = (f", pair ratio {p['on']['rate'] / p['off']['rate']:.1%}"
+                 if p["on"] and p["off"] and p["on"]["rate"] and p["off"]["rate"] else "")
+            detail.append(f"- every {iv}, pair {p['r']}: " + "; ".join(parts) + r
+                          + (" — **not counted: other processes were busy**" if p not in counted else ""))
+    if not table:
+        return [], checks, warn
+    lines = ["### Checkpoint overhead (W1)", "",
+             f"W1 ({meta.get('events', 0):,} events, parallelism {par}) without checkpoints and with "
+             "`checkpoint: { interval: … }`, run as alternating pairs (without, then with; a fresh table for each run) until "
+             f"{meta.get('repeat', 1)} pair{'s' if meta.get('repeat', 1) != 1 else ''} per interval ran undisturbed. With checkpoints the MySQL sink writes each "
+             "epoch in an XA transaction, committed when its checkpoint completes. Events/s = recordsIn / processingSeconds; "
+             "ratio = best run with ÷ best run without. *Periodic checkpoints per run*: the checkpoints each counted run "
+             "took, not counting the final snapshot every `--until-idle` run takes (with or without an interval); in "
+             "brackets those triggered while the input was being processed — the others fell into the 1 s idle wait "
+             "at the end, outside processingSeconds. *Checkpoint duration*: trigger → completed, over all periodic "
+             "checkpoints.", "",
+             "| interval | without: events/s | with: events/s | ratio | pair ratios | periodic checkpoints per run | "
+             "checkpoint duration | peak RSS without / with | correct (with) |",
+             "|---|---:|---:|---:|---|---|---|---|---|"] + table + [""]
+    lines += ["All pairs:"] + detail + [""]
+    return lines, checks, warn
+
+
+def _report_state(run_dir):
+    """Snapshots of ~1 M keys and restores: (lines, target checks, load warnings)."""
+    st = _load(os.path.join(run_dir, "state.json"))
+    if not st:
+        return [], [], []
+    checks, warn = [], []
+    ing = st.get("ingest") or {}
+    lines = ["### Snapshots of a large keyed state, and restore", "",
+             f"`benchmarks/state.yaml` at parallelism {st['parallelism']}: `keyBy [user_id]`, a continuous "
+             "`aggregate {cnt: count(), total: sum(amount)}`, MySQL upsert keyed by `user_id`, no periodic checkpoints. "
+             f"Topic `{st['topic']}`: {st['events']:,} events with user_ids drawn from {st['users']:,} values "
+             f"(`weir produce --users {st['users']}`, seed {st.get('seed', 42)}), reloaded for every harness run."]
+    if "keys" in st:
+        lines[-1] += (f" After the input was consumed the table held **{st['keys']:,} rows, one per key in the state**. "
+                      f"The run read {ing.get('recordsIn', 0):,} records and upserted {ing.get('recordsOut', 0):,} rows "
+                      f"(one per key touched by each input batch); the input was consumed "
+                      f"~{ing.get('firstRecordToConsumedSeconds', '?')} s after the first record (metrics every 2 s). "
+                      f"Peak RSS of that run: {st.get('peakRssMB', 0):.0f} MB.")
+    lines.append("")
+    snaps = st.get("savepoints", []) + ([st["stop"]] if st.get("stop") else [])
+    if snaps:
+        lines += ["Snapshots of the idle job (input consumed and written), each after a quiet-machine wait: "
+                  "`durationMs` of the `snapshot` event = barrier trigger → every task acknowledged → state encoded, "
+                  "written and fsync'd; *encode+persist* is the coordinator's share of it (from weir's log).", "",
+                  "| snapshot | trigger | duration | encode+persist | size | signal → event |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for s in snaps:
+            trig = "SIGUSR1 (savepoint)" if s["kind"] == "savepoint" else "SIGTERM (stop with snapshot)"
+            lines.append(f"| {s['id']}{' (not counted: machine busy)' if s['noisy'] else ''} | {trig} | {_ms(s['durationMs'])} | {_ms(s.get('encodePersistMs'))} | "
+                         f"{_mb(s['bytes'])} | {_ms(s['signalToEventMs'])} |")
+            if s["noisy"]:
+                warn.append(f"- snapshot {s['id']}: other processes used {s['load']['otherCpuSeconds']:.2f} CPU-s "
+                            f"during {s['load']['wallSeconds']:.2f} s")
+        lines.append("")
+        good = [s for s in snaps if not s["noisy"]] or snaps
+        worst = max(s["durationMs"] for s in good)
+        t = TARGETS["snapshot_ms"]
+        checks.append(f"Snapshot of {st.get('keys', 0):,} keys < {t / 1000:.0f} s: slowest {worst:,.0f} ms "
+                      f"({len(good)} snapshot{'s' if len(good) != 1 else ''}) — {'met' if worst < t else 'NOT met'}")
+    rs = st.get("restores", [])
+    if rs:
+        lines += [f"Restore: {st['extra']:,} more events produced after the stop, then `weir run state.yaml "
+                  f"--from-snapshot {st['stop']['id']} --until-idle 1` (each run restores the same snapshot). Restore time = "
+                  "the `first_record` event minus the spawn of the process (bench.py); also from the events file alone: "
+                  "`starting` → `running` (spec compiled, snapshot files read and checksummed, sink table checked, "
+                  "partitions discovered, state decoded into the operator) and `running` → `first_record` (threads "
+                  "started, consumer created and positioned at the snapshot's offsets, first fetch). Each run must read "
+                  "exactly the new events.", "",
+                  "| restore | spawn → first_record | starting → first_record | starting → running | running → first_record | records read |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for i, r in enumerate(rs, 1):
+            lines.append(f"| {i}{' (not counted: machine busy)' if r['noisy'] else ''} | {_ms(r['spawnToFirstRecordMs'])} | {_ms(r['startingToFirstRecordMs'])} | "
+                         f"{_ms(r['startingToRunningMs'])} | {_ms(r['runningToFirstRecordMs'])} | {r['recordsIn']:,} |")
+            if r["noisy"]:
+                warn.append(f"- restore {i}: other processes used {r['load']['otherCpuSeconds']:.2f} CPU-s "
+                            f"during {r['load']['wallSeconds']:.2f} s")
+        lines.append("")
+        if st.get("restorePeakRssMB"):
+            lines += [f"Peak RSS of the restored runs: {st['restorePeakRssMB']:.0f} MB.", ""]
+        good = [r for r in rs if not r["noisy"]] or rs
+        worst = max(r["spawnToFirstRecordMs"] for r in good)
+        t = TARGETS["restore_ms"]
+        checks.append(f"Restore from the snapshot of {st.get('keys', 0):,} keys < {t / 1000:.0f} s (spawn → first record): "
+                      f"slowest {worst:,} ms ({len(good)} restore{'s' if len(good) != 1 else ''}) — {'met' if worst < t else 'NOT met'}")
+    if st.get("error"):
+        lines += [f"**The snapshot benchmark failed:** {st['error']}", ""]
+    return lines, checks, warn
+
+
+def report(run_dir, out):
+    meta = _load(os.path.join(run_dir, "meta.json")) or {}
+    mach = _load(os.path.join(run_dir, "machine.json")) or {}
+    ver = _load(os.path.join(run_dir, "verify.json")) or {}
+    st = _load(os.path.join(run_dir, "state.json")) or {}
+    par = meta.get("parallelism", 2)
+    lines, checks, warn = [], [], []
+    for part in (_report_throughput(run_dir, meta, ver, par), _report_ckpt(run_dir, meta, ver, par), _report_state(run_dir)):
+        lines += part[0]
+        checks += part[1]
+        warn += part[2]
+    if checks:
+        lines += ["### Targets", ""] + [f"- {c}" for c in checks] + [""]
+    if ver or st.get("verify"):
+        lines += ["### Correctness", ""]
+        if ver:
+            lines.append(f"benchmarks/reference.py over topic `{meta.get('topic', 'events')}` ({ver.get('topicMessages', 0):,} "
+                         f"messages, {ver.get('malformed', 0)} malformed) against each table, which holds the output of "
+                         "the last run that wrote it:")
+            for name, v in ver.items():
+                if isinstance(v, dict) and "pass" in v:
+                    label = name.upper() if name in ("w1", "w2") else f"W1 {name.replace('ckpt-', 'with checkpoints every ').replace('every off', 'without checkpoints')}"
+                    if name == "ckpt-off":
+                        label = "W1 without checkpoints (checkpoint pairs)"
+                    lines.append(f"- {label} (`{v.get('table', '?')}`): {'PASS' if v['pass'] else 'FAIL'} — "
+                                 f"{v['actualRows']:,} rows, reference {v['expectedRows']:,}" + (f"; {v['diff']}" if v["diff"] else ""))
+        if st.get("verify"):
+            v = st["verify"]
+            lines.append(f"- Per-user totals (`{st['table']}`, after the savepoints, the stop and the restores) against "
+                         f"reference.py over topic `{st['topic']}` ({v['topicMessages']:,} messages): "
+                         f"{'PASS' if v['pass'] else 'FAIL'} — {v['actualRows']:,} rows, reference {v['expectedRows']:,}"
+                         + (f"; {v['diff']}" if v["diff"] else ""))
+        lines.append("")
     if warn:
-        lines += ["Load warnings:"] + warn + [""]
+        lines += ["### Load warnings", ""] + warn + [""]
     if mach:
         lines.append(f"Machine: {mach.get('nproc')} CPUs ({mach.get('cpu')}), {mach.get('memoryGiB')} GiB, "
                      f"{mach.get('os')}, kernel {mach.get('kernel')}; librdkafka {mach.get('librdkafka')}, "
@@ -512,9 +1114,18 @@ def main():
     for a in ("--bootstrap", "--topic", "--database", "--out"):
         p.add_argument(a, required=True)
     p.add_argument("--mysql-port", type=int, required=True)
-    p.add_argument("--w1-table"); p.add_argument("--w2-table")
+    p.add_argument("--check", action="append", default=[], help="NAME=w1|w2:TABLE")
+    p = sub.add_parser("state")
+    for a in ("--weir", "--spec", "--dir", "--bootstrap", "--topic", "--database", "--table", "--run-dir"):
+        p.add_argument(a, required=True)
+    p.add_argument("--mysql-port", type=int, required=True)
+    p.add_argument("--events", type=int, default=2_000_000); p.add_argument("--users", type=int, default=1_300_000)
+    p.add_argument("--extra", type=int, default=10_000); p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--parallelism", type=int, default=1, help="recorded only: the spec's parallelism")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the input to be consumed")
+    p.add_argument("--no-quiet", dest="quiet", action="store_false"); p.add_argument("--keep-state", action="store_true")
     p = sub.add_parser("machine"); p.add_argument("--mysql-port", type=int, required=True); p.add_argument("--out", required=True)
-    p = sub.add_parser("clean"); p.add_argument("--dir", required=True); p.add_argument("--tag", required=True)
+    p = sub.add_parser("clean"); p.add_argument("--dir", required=True); p.add_argument("--tag", action="append", required=True)
     p = sub.add_parser("report"); p.add_argument("--dir", required=True); p.add_argument("--out", required=True)
     p = sub.add_parser("update-results"); p.add_argument("file", nargs="?")
     a = ap.parse_args()
@@ -525,7 +1136,16 @@ def main():
     elif a.cmd == "sample":
         sample(a.parent, a.out, [x.split("=", 1) for x in a.also])
     elif a.cmd == "verify":
-        sys.exit(0 if verify(a.bootstrap, a.topic, a.mysql_port, a.database, a.w1_table, a.w2_table, a.out) else 1)
+        checks = []
+        for c in a.check:
+            name, _, rest = c.partition("=")
+            kind, _, table = rest.partition(":")
+            if kind not in ("w1", "w2") or not name or not table:
+                ap.error(f"--check {c}: expected NAME=w1|w2:TABLE")
+            checks.append((name, kind, table))
+        sys.exit(0 if verify(a.bootstrap, a.topic, a.mysql_port, a.database, checks, a.out) else 1)
+    elif a.cmd == "state":
+        sys.exit(0 if state_bench(a) else 1)
     elif a.cmd == "machine":
         machine(a.mysql_port, a.out)
     elif a.cmd == "clean":

@@ -3,7 +3,8 @@
 Reads a topic straight from Kafka with confluent-kafka (its own bundled
 librdkafka, not Weir's code) and computes what W1/W2 must have written, then
 compares with MySQL through PyMySQL. Used by the benchmarks and the
-integration tests.
+integration tests. W1: per-user tumbling windows; W2: filter + select;
+totals: the per-user running count and sum of benchmarks/state.yaml.
 """
 import json
 from collections import defaultdict
@@ -72,6 +73,16 @@ def w2_reference(events, threshold=900):
     return dict(rows)
 
 
+def totals_reference(events):
+    """keyBy user_id, continuous count and sum(amount): {user_id: (count, sum(amount))}."""
+    acc = defaultdict(lambda: [0, 0])
+    for e in events:
+        a = acc[e["user_id"]]
+        a[0] += 1
+        a[1] += e["amount"]
+    return {k: tuple(v) for k, v in acc.items()}
+
+
 def connect(port, database=None, host="127.0.0.1"):
     return pymysql.connect(host=host, port=port, user="root", password="", database=database, autocommit=True)
 
@@ -80,6 +91,12 @@ def mysql_w1(conn, table):
     with conn.cursor() as cur:
         cur.execute(f"SELECT user_id, window_start, cnt, total FROM {table}")
         return {(u, int(ws)): (int(c), int(t)) for u, ws, c, t in cur.fetchall()}
+
+
+def mysql_totals(conn, table):
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT user_id, cnt, total FROM {table}")
+        return {int(u): (int(c), int(t)) for u, c, t in cur.fetchall()}
 
 
 def mysql_w2(conn, table):

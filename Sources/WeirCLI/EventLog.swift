@@ -11,6 +11,8 @@ import WeirCore
 /// `cancelled` or `failed`. Every line has `event` and `time` (ISO-8601).
 final class EventLog: Sendable {
     private let handle: Mutex<FileHandle?>
+    private let ended = Atomic<Bool>(false)
+    static let finalEvents: Set<String> = ["finished", "stopped", "cancelled", "failed"]
 
     init(path: String?) throws {
         guard let path else { handle = Mutex(nil); return }
@@ -27,6 +29,8 @@ final class EventLog: Sendable {
     var enabled: Bool { handle.withLock { $0 != nil } }
 
     func emit(_ event: String, _ fields: [String: Any] = [:]) {
+        // Exactly one final event per run.
+        if EventLog.finalEvents.contains(event), ended.exchange(true, ordering: .relaxed) { return }
         var obj = fields
         obj["event"] = event
         obj["time"] = SnapshotManifest.timestamp(Date())

@@ -41,6 +41,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Append lifecycle events (running, snapshots, metrics, the outcome) as JSON lines to this file.")
     var events: String?
 
+    @Option(help: "The published job version being run, recorded in every snapshot's manifest (set by the control plane).")
+    var jobVersion: Int?
+
     func run() throws {
         let eventLog = try EventLog(path: events)
         eventLog.emit("starting", ["pid": Int(getpid())])
@@ -79,7 +82,7 @@ struct RunCommand: ParsableCommand {
         }
         let supervisor = JobSupervisor(
             plan: plan, options: options,
-            checkpointing: { store.checkpointConfig(for: plan.spec, restoring: $0) },
+            checkpointing: { [jobVersion] in store.checkpointConfig(for: plan.spec, restoring: $0, version: jobVersion) },
             restore: restore, allowNonRestoredState: allowNonRestoredState,
             latestRestorePoint: { try store.latest().map { try store.load($0.id).restorePoint() } })
 

@@ -10,7 +10,7 @@ public struct WeirCommand: ParsableCommand {
         commandName: "weir",
         abstract: "Weir: a stream-processing runtime for Kafka → MySQL jobs.",
         subcommands: [RunCommand.self, ValidateCommand.self, ProduceCommand.self,
-                      SnapshotCommand.self])
+                      SnapshotCommand.self, JobCommand.self, ServerCommand.self])
 
     public init() {}
 }

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import WeirControl
+import WeirCore
+
+/// `weir server`: the control plane — job metadata in SQLite, supervised
+/// `weir run` children, and the REST API the `weir job` commands talk to.
+struct ServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Run the control-plane server (jobs, versions, runs, snapshots, REST API).",
+        discussion: """
+        Jobs live under --home: weir.db (metadata), jobs/<job>/state (snapshots), jobs/<job>/versions/<n>.yaml, \
+        jobs/<job>/runs/<run>/{events.jsonl,log.txt}. Each run is a `weir run` child in its own session: stopping or \
+        restarting the server leaves runs running, and the next server re-attaches them. The API is at /api/v1 \
+        (see /openapi.json); /metrics serves Prometheus text, /healthz says ok.
+        Listening on a non-loopback address requires --token-file; every /api request then needs \
+        `Authorization: Bearer <token>`.
+        """)
+
+    @Option(help: "Address to listen on, HOST:PORT (a non-loopback HOST requires --token-file).")
+    var listen = "127.0.0.1:8080"
+
+    @Option(help: "The server's home directory (default: $WEIR_HOME, else ~/.weir).")
+    var home: String?
+
+    @Option(help: "File holding the bearer token required on every /api request.")
+    var tokenFile: String?
+
+    @Option(help: "The weir executable that runs jobs (default: this executable).")
+    var weirBinary: String?
+
+    func run() throws {
+        let (host, port) = try parseListen(listen)
+        let homeURL: URL
+        if let home { homeURL = URL(fileURLWithPath: home).standardizedFileURL }
+        else if let env = ProcessInfo.processInfo.environment["WEIR_HOME"], !env.isEmpty { homeURL = URL(fileURLWithPath: env).standardizedFileURL }
+        else { homeURL = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".weir") }
+
+        var token: String?
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+                throw CLIError("cannot read the token file \(tokenFile)")
+            }
+            let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !t.isEmpty, !t.contains(where: { $0.isWhitespace }) else {
+                throw CLIError("the token file \(tokenFile) must hold one token (no spaces)")
+            }
+            token = t
+        }
+        if !ControlServer.isLoopback(host) && token == nil {
+            throw CLIError("refusing to listen on \(host) without a token: anyone who can reach it could run jobs (start with --token-file FILE, or listen on 127.0.0.1)")
+        }
+        let bearer = token
+        let binary = weirBinary.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? currentExecutable()
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw CLIError("--weir-binary \(binary) is not an executable file")
+        }
+        let settings = ControlSettings(
+            home: homeURL, weirBinary: binary,
+            validate: { text in _ = try JobPlan.compile(text, connectors: connectorKinds) },
+            log: { line in printErr("[weir server] \(SnapshotManifest.timestamp(Date())) \(line)") })
+        do {
+            try runBlocking { try await ControlServer.run(host: host, port: port, token: bearer, settings: settings) }
+        } catch let e as CLIError {
+            throw e
+        } catch let e as APIError {
+            throw CLIError("weir server: \(e.message)" + (e.suggestion.map { " (\($0))" } ?? ""))
+        } catch {
+            throw CLIError("weir server: \(error)")
+        }
+    }
+
+    private func parseListen(_ s: String) throws -> (String, Int) {
+        var host = "127.0.0.1", portText = s
+        if s.hasPrefix("["), let close = s.firstIndex(of: "]") {
+            host = String(s[s.index(after: s.startIndex)..<close])
+            portText = String(s[s.index(after: close)...]).trimmingCharacters(in: CharacterSet(charactersIn: ":"))
+        } else if let colon = s.lastIndex(of: ":") {
+            host = String(s[..<colon])
+            portText = String(s[s.index(after: colon)...])
+            if host.isEmpty { host = "0.0.0.0" }
+        }
+        guard let port = Int(portText), (0...65535).contains(port) else {
+            throw CLIError("--listen \(s): expected HOST:PORT, e.g. 127.0.0.1:8080")
+        }
+        return (host, port)
+    }
+
+    private func currentExecutable() -> String {
+        if let p = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return p }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+    }
+}
+
+/// Runs async work from the synchronous command tree, blocking this thread until it ends.
+private func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
+    final class Outcome: @unchecked Sendable {
+        // Written by the task before `done.signal()`, read after `done.wait()`.
+        var error: (any Error)?
+    }
+    let outcome = Outcome()
+    let done = DispatchSemaphore(value: 0)
+    Task.detached {
+        do { try await body() } catch { outcome.error = error }
+        done.signal()
+    }
+    done.wait()
+    if let error = outcome.error { throw error }
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// What `/metrics` reports, gathered from the lifecycle in one step.
+struct MetricsSnapshot: Sendable {
+    var jobs: [JobStatus: Int]
+    var operations: [(type: String, status: String, count: Int)]
+    /// (job, latest `metrics` event) of each live run that reported one.
+    var runs: [(job: String, metrics: JSONValue)]
+}
+
+/// Renders the Prometheus text exposition format (version 0.0.4).
+///
+/// Hand-written rather than through a metrics library: the values already
+/// live in the runs' `metrics` events and the metadata store, so the
+/// endpoint only has to print them, per job, at scrape time.
+enum PrometheusText {
+    static func render(_ m: MetricsSnapshot) -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
+            let l = labels.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",")
+            out += name + (l.isEmpty ? "" : "{\(l)}") + " " + format(value) + "\n"
+        }
+
+        family("weir_jobs", "gauge", "Jobs by status.")
+        for s in JobStatus.allCases { sample("weir_jobs", [("status", s.rawValue)], Double(m.jobs[s] ?? 0)) }
+
+        family("weir_operations_total", "counter", "Operations requested, by type and final or current status.")
+        var ops: [String: Int] = [:]
+        for o in m.operations { ops["\(o.type)\u{0}\(o.status)", default: 0] += o.count }
+        for t in OperationType.allCases {
+            for s in OperationStatus.allCases {
+                sample("weir_operations_total", [("type", t.rawValue), ("status", s.rawValue)], Double(ops["\(t.rawValue)\u{0}\(s.rawValue)"] ?? 0))
+            }
+        }
+
+        let perRun: [(String, String, String, String)] = [
+            ("weir_records_in_total", "counter", "Records read by the job's live run (since its last in-process restart).", "recordsIn"),
+            ("weir_records_out_total", "counter", "Records written by the job's sinks.", "recordsOut"),
+            ("weir_decode_errors_total", "counter", "Malformed or schema-violating records skipped.", "decodeErrors"),
+            ("weir_late_records_total", "counter", "Late records dropped by windows.", "lateRecords"),
+            ("weir_checkpoints_total", "counter", "Checkpoints completed by the live run.", "checkpoints"),
+            ("weir_checkpoint_duration_ms", "gauge", "Duration of the last completed checkpoint in milliseconds.", "lastCheckpointMs"),
+            ("weir_checkpoint_size_bytes", "gauge", "State size of the last completed checkpoint in bytes.", "lastCheckpointBytes"),
+            ("weir_restarts_total", "counter", "In-process restarts of the live run.", "restarts"),
+        ]
+        for (name, type, help, key) in perRun {
+            family(name, type, help)
+            for r in m.runs { sample(name, [("job", r.job)], r.metrics[key]?.double ?? 0) }
+        }
+        family("weir_partition_lag", "gauge", "Records between a partition's position and its high watermark.")
+        for r in m.runs {
+            for (partition, lag) in (r.metrics["lag"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) {
+                sample("weir_partition_lag", [("job", r.job), ("partition", partition)], lag.double ?? 0)
+            }
+        }
+        return out
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+
+    static func format(_ v: Double) -> String {
+        if v.rounded() == v && abs(v) < 1e15 { return String(Int64(v)) }
+        return String(v)
+    }
+}

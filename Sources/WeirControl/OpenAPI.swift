@@ -1,0 +1,1633 @@
+/// The OpenAPI 3.0 description of the REST API, served at `/openapi.json`.
+///
+/// Hand-written (generated once from a small script and kept beside the
+/// routes) so clients and people have one accurate reference of the contract.
+enum OpenAPI {
+    static let document = #"""
+{
+ "openapi": "3.0.3",
+ "info": {
+  "title": "Weir control plane",
+  "version": "1",
+  "description": "Jobs, drafts, immutable versions, runs (supervised `weir run` processes), snapshots and the asynchronous operation log of a Weir server. Errors: HTTP status + {\"error\": {\"code\", \"message\", \"suggestion\"}}. With --token-file every /api call needs Authorization: Bearer <token>."
+ },
+ "servers": [
+  {
+   "url": "http://127.0.0.1:8080"
+  }
+ ],
+ "paths": {
+  "/api/v1/jobs": {
+   "get": {
+    "summary": "List jobs",
+    "operationId": "listJobs",
+    "responses": {
+     "200": {
+      "description": "The jobs",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "array",
+         "items": {
+          "$ref": "#/components/schemas/Job"
+         }
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ]
+   },
+   "post": {
+    "summary": "Create a job",
+    "operationId": "createJob",
+    "responses": {
+     "201": {
+      "description": "Created",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Job"
+        }
+       }
+      }
+     },
+     "409": {
+      "description": "A job of that name exists.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "422": {
+      "description": "Invalid name or body.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/CreateJob"
+       }
+      }
+     }
+    }
+   }
+  },
+  "/api/v1/jobs/{name}": {
+   "get": {
+    "summary": "Get a job",
+    "operationId": "getJob",
+    "responses": {
+     "200": {
+      "description": "The job",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Job"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such job.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[A-Za-z0-9._-]+$"
+      },
+      "description": "The job's name."
+     }
+    ]
+   },
+   "delete": {
+    "summary": "Delete a job and its home directory",
+    "operationId": "deleteJob",
+    "responses": {
+     "204": {
+      "description": "Deleted"
+     },
+     "404": {
+      "description": "No such job.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "409": {
+      "description": "The job is running or operating.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[A-Za-z0-9._-]+$"
+      },
+      "description": "The job's name."
+     }
+    ]
+   }
+  },
+  "/api/v1/jobs/{name}/draft": {
+   "get": {
+    "summary": "Get the draft",
+    "operationId": "getDraft",
+    "responses": {
+     "200": {
+      "description": "The draft",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Draft"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such job.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[A-Za-z0-9._-]+$"
+      },
+      "description": "The job's name."
+     }
+    ]
+   },
+   "put": {
+    "summary": "Replace the draft (never affects a running run)",
+    "operationId": "putDraft",
+    "responses": {
+     "200": {
+      "description": "The draft",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Draft"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such job.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "422": {
+      "description": "Invalid body.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[A-Za-z0-9._-]+$"
+      },
+      "description": "The job's name."
+     }
+    ],
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/PutDraft"
+       }
+      }
+     }
+    }
+   }
+  },
+  "/api/v1/jobs/{name}/versions": {
+   "get": {
+    "summary": "List versions, newest first",
+    "operationId": "listVersions",
+    "responses": {
+     "200": {
+      "description": "Versions",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "array",
+         "items": {
+          "$ref": "#/components/schemas/Version"
+         }
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such job.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[A-Za-z0-9._-]+$"
+      },
+      "description": "The job's name."
+     }
+    ]
+   },
+   "post": {
+    "summary": "Publish the draft as a new version (optionally publish and run)",
+    "operationId": "publish",
+    "responses": {
+     "201": {
+      "description": "Published",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/PublishResult"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such job.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "409": {
+      "description": "run requested while an operation is in progress, or the job is running without stopCurrent.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "422": {
+      "description": "Missing description (invalid_request) or the draft does not validate (invalid_spec, located errors in the message).",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[A-Za-z0-9._-]+$"
+      },
+      "description": "The job's name."
+     }
+    ],
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/Publish"
+       }
+      }
+     }
+    }
+   }
+  },
+  "/api/v1/jobs/{name}/run": {
+   "post": {
+    "summary": "Run a version (asynchronous)",
+    "operationId": "runJob",
+    "responses": {
+     "202": {
+      "description": "Accepted",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Operation"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such job, version or snapshot.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "409": {
+      "description": "Running or operating (stop the running version first), no versions, or no snapshots to restore.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "422": {
+      "description": "Invalid body.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[A-Za-z0-9._-]+$"
+      },
+      "description": "The job's name."
+     }
+    ],
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/Run"
+       }
+      }
+     }
+    }
+   }
+  },
+  "/api/v1/jobs/{name}/stop": {
+   "post": {
+    "summary": "Stop the live run (asynchronous)",
+    "operationId": "stopJob",
+    "responses": {
+     "202": {
+      "description": "Accepted",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Operation"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such job.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "409": {
+      "description": "Not running, or an operation is in progress.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[A-Za-z0-9._-]+$"
+      },
+      "description": "The job's name."
+     }
+    ],
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/Stop"
+       }
+      }
+     }
+    }
+   }
+  },
+  "/api/v1/jobs/{name}/savepoint": {
+   "post": {
+    "summary": "Take a savepoint of the live run (asynchronous)",
+    "operationId": "savepoint",
+    "responses": {
+     "202": {
+      "description": "Accepted",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Operation"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such job.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "409": {
+      "description": "Not running, or an operation is in progress.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[A-Za-z0-9._-]+$"
+      },
+      "description": "The job's name."
+     }
+    ],
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object"
+       }
+      }
+     }
+    }
+   }
+  },
+  "/api/v1/jobs/{name}/snapshots": {
+   "get": {
+    "summary": "List the job's snapshots that still exist, newest first",
+    "operationId": "listSnapshots",
+    "responses": {
+     "200": {
+      "description": "Snapshots",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "array",
+         "items": {
+          "$ref": "#/components/schemas/Snapshot"
+         }
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such job.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[A-Za-z0-9._-]+$"
+      },
+      "description": "The job's name."
+     }
+    ]
+   }
+  },
+  "/api/v1/jobs/{name}/operations": {
+   "get": {
+    "summary": "The job's operation log, newest first",
+    "operationId": "listOperations",
+    "responses": {
+     "200": {
+      "description": "Operations",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "array",
+         "items": {
+          "$ref": "#/components/schemas/Operation"
+         }
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such job.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[A-Za-z0-9._-]+$"
+      },
+      "description": "The job's name."
+     }
+    ]
+   }
+  },
+  "/api/v1/operations/{id}": {
+   "get": {
+    "summary": "Get an operation",
+    "operationId": "getOperation",
+    "responses": {
+     "200": {
+      "description": "The operation",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Operation"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such operation.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ]
+   }
+  },
+  "/api/v1/jobs/{name}/logs": {
+   "get": {
+    "summary": "A run's log (stdout+stderr) from a byte offset; follow by polling with X-Next-Offset",
+    "operationId": "getLogs",
+    "responses": {
+     "200": {
+      "description": "Log text (passwords masked)",
+      "headers": {
+       "X-Next-Offset": {
+        "schema": {
+         "type": "integer"
+        },
+        "description": "Offset to ask for next."
+       },
+       "X-Run-Id": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      },
+      "content": {
+       "text/plain": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such job or run, or the job has not run yet.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "A token is required (server started with --token-file) and was missing or wrong.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "500": {
+      "description": "Internal error.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    },
+    "security": [
+     {
+      "bearerAuth": []
+     },
+     {}
+    ],
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[A-Za-z0-9._-]+$"
+      },
+      "description": "The job's name."
+     },
+     {
+      "name": "run",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": "Default: the live run, else the last run."
+     },
+     {
+      "name": "offset",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "integer",
+       "minimum": 0,
+       "default": 0
+      }
+     }
+    ]
+   }
+  },
+  "/metrics": {
+   "get": {
+    "summary": "Prometheus metrics",
+    "operationId": "metrics",
+    "security": [],
+    "description": "weir_jobs{status}, weir_operations_total{type,status}, and per live run: weir_records_in_total, weir_records_out_total, weir_partition_lag{partition}, weir_checkpoint_duration_ms, weir_checkpoint_size_bytes, weir_restarts_total, weir_decode_errors_total, weir_late_records_total, weir_checkpoints_total (all with a job label).",
+    "responses": {
+     "200": {
+      "description": "Text exposition format 0.0.4",
+      "content": {
+       "text/plain": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/healthz": {
+   "get": {
+    "summary": "Liveness",
+    "operationId": "healthz",
+    "security": [],
+    "responses": {
+     "200": {
+      "description": "ok",
+      "content": {
+       "text/plain": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/openapi.json": {
+   "get": {
+    "summary": "This document",
+    "operationId": "openapi",
+    "security": [],
+    "responses": {
+     "200": {
+      "description": "OpenAPI 3.0",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object"
+        }
+       }
+      }
+     }
+    }
+   }
+  }
+ },
+ "components": {
+  "schemas": {
+   "Error": {
+    "type": "object",
+    "required": [
+     "error"
+    ],
+    "properties": {
+     "error": {
+      "type": "object",
+      "required": [
+       "code",
+       "message",
+       "suggestion"
+      ],
+      "properties": {
+       "code": {
+        "type": "string",
+        "description": "not_found, conflict, invalid_spec, invalid_request, unauthorized, internal, or an engine error code (broker_unreachable, topic_missing, mysql_unreachable, access_denied, table_missing, column_mismatch, lock_wait_timeout, io_error, …)."
+       },
+       "message": {
+        "type": "string"
+       },
+       "suggestion": {
+        "type": "string",
+        "nullable": true
+       }
+      }
+     }
+    }
+   },
+   "Warning": {
+    "type": "object",
+    "required": [
+     "message",
+     "suggestion"
+    ],
+    "properties": {
+     "message": {
+      "type": "string"
+     },
+     "suggestion": {
+      "type": "string",
+      "nullable": true
+     }
+    },
+    "description": "The last failure of the job (failed operation, or a run that ended by itself), with a suggested fix. Cleared by the next successful run, stop or savepoint."
+   },
+   "LiveRun": {
+    "type": "object",
+    "required": [
+     "id",
+     "version",
+     "pid",
+     "startedAt",
+     "restoredFrom"
+    ],
+    "properties": {
+     "id": {
+      "type": "string"
+     },
+     "version": {
+      "type": "integer"
+     },
+     "pid": {
+      "type": "integer"
+     },
+     "startedAt": {
+      "type": "string",
+      "format": "date-time"
+     },
+     "restoredFrom": {
+      "type": "string",
+      "description": "Snapshot id the run restored from.",
+      "nullable": true
+     }
+    }
+   },
+   "Job": {
+    "type": "object",
+    "required": [
+     "name",
+     "status",
+     "version",
+     "latestVersion",
+     "run",
+     "warning",
+     "createdAt",
+     "updatedAt"
+    ],
+    "properties": {
+     "name": {
+      "type": "string"
+     },
+     "status": {
+      "type": "string",
+      "enum": [
+       "stopped",
+       "operating",
+       "running"
+      ],
+      "description": "operating: a run, stop or publish-and-run is in progress (until the run is really up or really down)."
+     },
+     "version": {
+      "type": "integer",
+      "description": "Version of the live run, else of the last run.",
+      "nullable": true
+     },
+     "latestVersion": {
+      "type": "integer",
+      "nullable": true
+     },
+     "run": {
+      "$ref": "#/components/schemas/LiveRun",
+      "nullable": true
+     },
+     "warning": {
+      "$ref": "#/components/schemas/Warning",
+      "nullable": true
+     },
+     "createdAt": {
+      "type": "string",
+      "format": "date-time"
+     },
+     "updatedAt": {
+      "type": "string",
+      "format": "date-time"
+     }
+    }
+   },
+   "Draft": {
+    "type": "object",
+    "required": [
+     "spec",
+     "updatedAt"
+    ],
+    "properties": {
+     "spec": {
+      "type": "string",
+      "description": "YAML or JSON job spec; passwords in URLs are shown as ***."
+     },
+     "updatedAt": {
+      "type": "string",
+      "format": "date-time"
+     }
+    }
+   },
+   "Version": {
+    "type": "object",
+    "required": [
+     "version",
+     "description",
+     "createdAt",
+     "spec"
+    ],
+    "properties": {
+     "version": {
+      "type": "integer",
+      "minimum": 1
+     },
+     "description": {
+      "type": "string"
+     },
+     "createdAt": {
+      "type": "string",
+      "format": "date-time"
+     },
+     "spec": {
+      "type": "string",
+      "description": "The published spec (immutable); passwords shown as ***."
+     }
+    }
+   },
+   "Snapshot": {
+    "type": "object",
+    "required": [
+     "id",
+     "kind",
+     "version",
+     "run",
+     "createdAt",
+     "sizeBytes",
+     "offsets"
+    ],
+    "properties": {
+     "id": {
+      "type": "string",
+      "example": "stop-14"
+     },
+     "kind": {
+      "type": "string",
+      "enum": [
+       "checkpoint",
+       "savepoint",
+       "stop"
+      ]
+     },
+     "version": {
+      "type": "integer",
+      "nullable": true
+     },
+     "run": {
+      "type": "string",
+      "nullable": true
+     },
+     "createdAt": {
+      "type": "string",
+      "format": "date-time"
+     },
+     "sizeBytes": {
+      "type": "integer"
+     },
+     "offsets": {
+      "type": "object",
+      "description": "source node id → {\"topic/partition\": next offset}",
+      "additionalProperties": {
+       "type": "object",
+       "additionalProperties": {
+        "type": "integer"
+       }
+      }
+     }
+    }
+   },
+   "Operation": {
+    "type": "object",
+    "required": [
+     "id",
+     "job",
+     "type",
+     "status",
+     "requestedAt",
+     "finishedAt",
+     "result",
+     "error"
+    ],
+    "properties": {
+     "id": {
+      "type": "string"
+     },
+     "job": {
+      "type": "string"
+     },
+     "type": {
+      "type": "string",
+      "enum": [
+       "publish",
+       "run",
+       "stop",
+       "savepoint",
+       "publish_and_run"
+      ]
+     },
+     "status": {
+      "type": "string",
+      "enum": [
+       "pending",
+       "running",
+       "succeeded",
+       "failed"
+      ]
+     },
+     "requestedAt": {
+      "type": "string",
+      "format": "date-time"
+     },
+     "finishedAt": {
+      "type": "string",
+      "format": "date-time",
+      "nullable": true
+     },
+     "result": {
+      "type": "object",
+      "additionalProperties": true,
+      "description": "publish: {version}; run: {run, version, restoredFrom?}; stop: {run, snapshot?}; savepoint: {snapshot, run}; publish_and_run: {version, stoppedRun?, snapshot?, run, restoredFrom?}",
+      "nullable": true
+     },
+     "error": {
+      "type": "object",
+      "required": [
+       "code",
+       "message",
+       "suggestion"
+      ],
+      "properties": {
+       "code": {
+        "type": "string"
+       },
+       "message": {
+        "type": "string"
+       },
+       "suggestion": {
+        "type": "string",
+        "nullable": true
+       }
+      },
+      "nullable": true
+     }
+    }
+   },
+   "CreateJob": {
+    "type": "object",
+    "required": [
+     "name",
+     "spec"
+    ],
+    "properties": {
+     "name": {
+      "type": "string",
+      "pattern": "^[A-Za-z0-9._-]+$"
+     },
+     "spec": {
+      "type": "string",
+      "description": "The initial draft (stored as given, validated at publish)."
+     }
+    }
+   },
+   "PutDraft": {
+    "type": "object",
+    "required": [
+     "spec"
+    ],
+    "properties": {
+     "spec": {
+      "type": "string",
+      "description": "A password sent back as *** keeps the stored one."
+     }
+    }
+   },
+   "Publish": {
+    "type": "object",
+    "required": [
+     "description"
+    ],
+    "properties": {
+     "description": {
+      "type": "string",
+      "minLength": 1
+     },
+     "run": {
+      "type": "object",
+      "description": "Publish and run: stop the current run (with a stop snapshot if snapshot=true), then run the new version, restoring from that stop snapshot if restoreFromStop=true.",
+      "properties": {
+       "stopCurrent": {
+        "type": "boolean",
+        "default": false
+       },
+       "snapshot": {
+        "type": "boolean",
+        "default": false
+       },
+       "restoreFromStop": {
+        "type": "boolean",
+        "default": false
+       },
+       "allowNonRestoredState": {
+        "type": "boolean",
+        "default": false,
+        "description": "Extension: drop the state of nodes the new version lacks when restoring."
+       }
+      },
+      "nullable": true
+     }
+    }
+   },
+   "PublishResult": {
+    "type": "object",
+    "required": [
+     "version",
+     "operation"
+    ],
+    "properties": {
+     "version": {
+      "$ref": "#/components/schemas/Version"
+     },
+     "operation": {
+      "$ref": "#/components/schemas/Operation",
+      "description": "The publish_and_run operation; null for a plain publish.",
+      "nullable": true
+     }
+    }
+   },
+   "Run": {
+    "type": "object",
+    "properties": {
+     "version": {
+      "type": "integer",
+      "description": "Default: the latest version.",
+      "nullable": true
+     },
+     "snapshot": {
+      "type": "string",
+      "description": "A snapshot id of this job, or \"latest\".",
+      "nullable": true
+     },
+     "allowNonRestoredState": {
+      "type": "boolean",
+      "default": false
+     }
+    }
+   },
+   "Stop": {
+    "type": "object",
+    "properties": {
+     "snapshot": {
+      "type": "boolean",
+      "default": false,
+      "description": "true: stop with a snapshot (SIGTERM); false: cancel, output stays committed up to the last completed checkpoint."
+     }
+    }
+   }
+  },
+  "securitySchemes": {
+   "bearerAuth": {
+    "type": "http",
+    "scheme": "bearer"
+   }
+  }
+ }
+}
+"""#
+}

@@ -1,0 +1,289 @@
+import Foundation
+import WeirCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The supervision half of the lifecycle: reacting to what runs report
+/// (events and exits), and rebuilding the state after a server restart.
+extension JobLifecycle {
+    // MARK: What runs report
+
+    private func liveJob(ofRun runID: String) -> String? {
+        live.first { $0.value.row.id == runID }?.key
+    }
+
+    /// Events read from a run's events file, in order.
+    func handle(runID: String, events: [JSONValue]) {
+        for e in events { handle(runID: runID, event: e) }
+    }
+
+    private func handle(runID: String, event e: JSONValue) {
+        guard let job = liveJob(ofRun: runID), var lr = live[job], let name = e["event"]?.string else { return }
+        let time = e["time"]?.string ?? Clock.now()
+        switch name {
+        case "running":
+            if lr.row.status == .starting {
+                lr.row.status = .running
+                if let from = e["restoredFrom"]?.string { lr.row.restoredFrom = from }
+                live[job] = lr
+                try? store.updateRun(lr.row)
+                log("job '\(job)': run \(runID) is running" + (lr.row.restoredFrom.map { " (restored from \($0))" } ?? ""))
+            }
+            if let op = inflight[job], op.phase == "starting", op.run == runID {
+                var result: [String: JSONValue] = ["run": .string(runID), "version": .int(Int64(lr.row.version))]
+                if let from = lr.row.restoredFrom { result["restoredFrom"] = .string(from) }
+                succeed(job, result: .object(result))
+            }
+        case "snapshot":
+            guard let id = e["id"]?.string else { return }
+            let kind = e["kind"]?.string ?? SnapshotManifest.parseID(id)?.kind.rawValue ?? "checkpoint"
+            let row = SnapshotRow(job: job, id: id, version: lr.row.version, run: runID, kind: kind,
+                                  checkpoint: e["checkpoint"]?.int ?? SnapshotManifest.parseID(id)?.checkpointID ?? 0,
+                                  createdAt: e["createdAt"]?.string ?? time,
+                                  sizeBytes: e["sizeBytes"]?.int ?? e["bytes"]?.int ?? 0,
+                                  offsets: e["offsets"] ?? .object([:]))
+            do { try store.insertSnapshot(row) } catch { log("cannot record snapshot \(id) of job '\(job)': \(error)") }
+            if kind != "checkpoint" { log("job '\(job)': run \(runID) took \(kind) \(id)") }
+            if kind == "savepoint", let op = inflight[job], op.type == .savepoint, op.run == runID, time >= op.requestedAt {
+                succeed(job, result: .object(["snapshot": .string(id), "run": .string(runID)]))
+            }
+        case "savepoint_failed":
+            if let op = inflight[job], op.type == .savepoint, op.run == runID, time >= op.requestedAt {
+                let reason = e["reason"]?.string ?? "unknown reason"
+                fail(job, OperationError(code: "savepoint_failed", message: "savepoint failed, the run goes on: \(reason)",
+                                         suggestion: Suggestions.suggest(code: nil, message: reason) ?? Suggestions.savepointFailed))
+            }
+        case "stop_failed":
+            let reason = e["reason"]?.string ?? "unknown reason"
+            lr.stopSignalled = true
+            live[job] = lr
+            if lr.row.status == .stopping {
+                lr.row.status = .running
+                live[job] = lr
+                try? store.updateRun(lr.row)
+            }
+            let error = OperationError(code: "stop_failed", message: "stop with snapshot failed, the run keeps going: \(reason)",
+                                       suggestion: Suggestions.stopFailed)
+            if let op = inflight[job], op.phase == "stopping", op.run == runID, time >= op.requestedAt {
+                fail(job, error)
+            } else if inflight[job] == nil {
+                try? store.setWarning(job, error.warning)
+            }
+        case "restarting":
+            let attempt = e["attempt"]?.int ?? 0, of = e["of"]?.int ?? 0
+            log("job '\(job)': run \(runID) restarting (attempt \(attempt) of \(of)) after: \(e["error"]?.string ?? "an error")")
+        case "metrics":
+            lr.metrics = e
+            live[job] = lr
+        case "finished", "stopped", "cancelled", "failed":
+            // The first final event is the real one: `weir run` may append a second,
+            // generic `failed` (its CLI wrapper re-reporting the same error).
+            if lr.final == nil {
+                lr.final = e
+                live[job] = lr
+            }
+        default:
+            break
+        }
+    }
+
+    /// How a run ended, from its final event or its exit.
+    private struct Ending {
+        var outcome: String
+        var message: String
+        var error: OperationError?
+        var stopSnapshot: String?
+    }
+
+    private func ending(_ lr: LiveRun, exit: ProcessExit) -> Ending {
+        let f = lr.final
+        switch f?["event"]?.string {
+        case "stopped":
+            let id = f?["snapshot"]?.string
+            return Ending(outcome: "stopped", message: "stopped with snapshot \(id ?? "?")", error: nil, stopSnapshot: id)
+        case "finished":
+            return Ending(outcome: "finished", message: "finished: its input was complete", error: nil)
+        case "cancelled":
+            return Ending(outcome: "cancelled", message: "cancelled without a snapshot", error: nil)
+        case "failed":
+            let code = f?["code"]?.string ?? "internal_error"
+            let given = f?["suggestion"]?.string
+            var message = f?["message"]?.string ?? "the run failed"
+            if let given, message.hasSuffix(" (\(given))") { message = String(message.dropLast(given.count + 3)) }
+            return Ending(outcome: "failed", message: message,
+                          error: OperationError(code: code, message: message,
+                                                suggestion: Suggestions.suggest(code: code, message: message, given: given)))
+        default:
+            if lr.killedAfterCancel {
+                return Ending(outcome: "cancelled",
+                              message: "cancelled: killed after not ending within \(JobLifecycle.cancelGraceSeconds) s of the cancel request (uncommitted output is rolled back when the job runs again)",
+                              error: nil)
+            }
+            if let sig = exit.signal {
+                let message = sig == SIGKILL ? "the run's process was killed (signal 9, SIGKILL)"
+                    : "the run's process was terminated by signal \(sig)"
+                return Ending(outcome: "killed", message: message,
+                              error: OperationError(code: "process_killed", message: message, suggestion: Suggestions.forSignal(sig)))
+            }
+            let message = exit.code.map { "the run's process exited with code \($0) without reporting how it ended" }
+                ?? "the run's process (pid \(lr.row.pid)) ended without reporting how it ended (killed?)"
+            return Ending(outcome: exit.code == nil ? "lost" : "exited", message: message,
+                          error: OperationError(code: "process_lost", message: message, suggestion: Suggestions.processLost))
+        }
+    }
+
+    /// The run's process is gone: record how it ended, finish the operation
+    /// waiting on it (or warn when it ended by itself), and continue a
+    /// publish-and-run whose stop phase completed.
+    func runExited(runID: String, exit: ProcessExit, whileDown: Bool) {
+        guard let job = liveJob(ofRun: runID), var lr = live.removeValue(forKey: job) else { return }
+        let end = ending(lr, exit: exit)
+        lr.row.status = .ended
+        lr.row.endedAt = Clock.now()
+        lr.row.outcome = end.outcome
+        lr.row.outcomeMessage = end.message
+        try? store.updateRun(lr.row)
+        try? store.touchJob(job)
+        log("job '\(job)': run \(runID) ended (\(exit.description)): \(end.message)" + (whileDown ? " [while the server was down]" : ""))
+        let prefix = whileDown ? "the run's process ended while the server was down: " : ""
+        func prefixed(_ e: OperationError) -> OperationError {
+            OperationError(code: e.code, message: prefix + e.message, suggestion: e.suggestion)
+        }
+
+        guard let op = inflight[job], op.run == runID else {
+            if let error = end.error {
+                try? store.setWarning(job, prefixed(error).warning)
+            } else if whileDown {
+                try? store.setWarning(job, JobWarning(code: "ended_while_down", message: prefix + end.message,
+                                                      suggestion: "check the run's log; run the job again (from the latest snapshot to resume)"))
+            }
+            return
+        }
+        switch (op.type, op.phase) {
+        case (.stop, _), (.publishAndRun, "stopping"?):
+            let withSnapshot = op.params["snapshot"]?.bool ?? false
+            var stopped = false
+            if let error = end.error {
+                fail(job, prefixed(error))
+            } else if withSnapshot && end.stopSnapshot == nil {
+                fail(job, OperationError(code: "stop_failed", message: prefix + "the run ended without a stop snapshot: \(end.message)",
+                                         suggestion: "restore from the latest checkpoint (run with snapshot latest); output is committed up to it"))
+            } else {
+                stopped = true
+            }
+            guard stopped else { return }
+            var result: [String: JSONValue] = ["run": .string(runID)]
+            if let s = end.stopSnapshot {
+                result["snapshot"] = .string(s)
+                recordStopSnapshot(job, id: s, run: lr.row)
+            }
+            if op.type == .stop {
+                succeed(job, result: .object(result))
+                return
+            }
+            // publish and run: the old run is down, start the new version.
+            var next = op
+            next.phase = "starting"
+            next.run = nil
+            if case .object(var r) = next.result ?? .object([:]) {
+                r["stoppedRun"] = .string(runID)
+                if let s = end.stopSnapshot { r["snapshot"] = .string(s) }
+                next.result = .object(r)
+            }
+            update(next)
+            guard let version = op.params["version"]?.int else {
+                fail(job, OperationError(code: "internal", message: "operation \(op.id) lost its version", suggestion: nil))
+                return
+            }
+            let restore = (op.params["restoreFromStop"]?.bool ?? false) ? end.stopSnapshot : nil
+            startRunOrFail(job, version: Int(version), snapshot: restore,
+                           allowNonRestoredState: op.params["allowNonRestoredState"]?.bool ?? false)
+        case (.run, _), (.publishAndRun, _):
+            let error = end.error ?? OperationError(code: "run_ended", message: "the run ended before it was up: \(end.message)",
+                                                    suggestion: "check the run's log (weir job logs \(job))")
+            fail(job, prefixed(error))
+        case (.savepoint, _):
+            let error = end.error ?? OperationError(code: "savepoint_failed", message: "the run ended before the savepoint completed: \(end.message)",
+                                                    suggestion: "run the job again from the latest snapshot")
+            fail(job, prefixed(error))
+        default:
+            fail(job, prefixed(end.error ?? OperationError(code: "internal", message: end.message, suggestion: nil)))
+        }
+    }
+
+    /// Makes sure the stop snapshot is recorded with the run's version, even
+    /// if its `snapshot` event was missed.
+    private func recordStopSnapshot(_ job: String, id: String, run: RunRow) {
+        guard let m = storedSnapshots(job).first(where: { $0.id == id }) else { return }
+        try? store.insertSnapshot(SnapshotRow(job: job, id: id, version: run.version, run: run.id, kind: m.kind.rawValue,
+                                              checkpoint: m.checkpointID, createdAt: m.createdAt, sizeBytes: m.totalBytes,
+                                              offsets: JSONLines.offsets(m.offsets)))
+    }
+
+    // MARK: Restart
+
+    /// Rebuilds the in-memory state after a server start: operations in
+    /// flight are taken up again; runs recorded live are re-attached if their
+    /// process still runs (pid alive and its command line is that run), else
+    /// closed with what their events file says and a warning.
+    func reconcile() {
+        do {
+            for op in try store.inFlightOperations() {
+                if inflight[op.job] != nil { fail(op.job, OperationError(code: "interrupted", message: "superseded", suggestion: nil)) }
+                inflight[op.job] = op
+            }
+            for run in try store.liveRuns() {
+                if let other = live[run.job] {
+                    log("job '\(run.job)': runs \(other.row.id) and \(run.id) were both recorded live")
+                }
+                if ProcessControl.isRun(run.pid, eventsPath: run.eventsPath) {
+                    live[run.job] = LiveRun(row: run, isChild: false)
+                    log("job '\(run.job)': re-attached run \(run.id) (pid \(run.pid))")
+                    startWatcher(run, isChild: false)
+                } else {
+                    live[run.job] = LiveRun(row: run, isChild: false)
+                    var tail = EventTail(path: run.eventsPath)
+                    handle(runID: run.id, events: tail.readNew())
+                    runExited(runID: run.id, exit: .unknown, whileDown: true)
+                }
+            }
+            for (job, op) in inflight where live[job] == nil || live[job]!.row.id != op.run {
+                fail(job, OperationError(code: "interrupted", message: "the server stopped before operation \(op.id) (\(op.type.rawValue)) finished",
+                                         suggestion: "check the job's status, then run the operation again"))
+            }
+        } catch {
+            log("reconcile failed: \(error)")
+        }
+    }
+}
+
+/// Conversions between the engine's types and JSON.
+enum JSONLines {
+    static func offsets(_ o: [String: [String: Int64]]) -> JSONValue {
+        .object(o.mapValues { .object($0.mapValues { .int($0) }) })
+    }
+}
+
+/// One task per live run: tails its events file every 100 ms, hands new
+/// events to the lifecycle, and notices when the process ends (waitpid for
+/// our children; /proc checks for re-attached runs).
+enum RunWatcher {
+    static func watch(plane: JobLifecycle, run: RunRow, isChild: Bool) async {
+        var tail = EventTail(path: run.eventsPath)
+        while true {
+            let exit: ProcessExit? = isChild
+                ? ProcessControl.reap(run.pid)
+                : (ProcessControl.isRun(run.pid, eventsPath: run.eventsPath) ? nil : .unknown)
+            let events = tail.readNew()
+            if !events.isEmpty { await plane.handle(runID: run.id, events: events) }
+            if let exit {
+                let rest = tail.readNew()
+                if !rest.isEmpty { await plane.handle(runID: run.id, events: rest) }
+                await plane.runExited(runID: run.id, exit: exit, whileDown: false)
+                return
+            }
+            try? await Task.sleep(nanoseconds: 100_000_000)
+        }
+    }
+}

@@ -1,2 +1,0 @@
-// The control plane module; see ServerCommand and the README.
-import WeirCore
