@@ -903,7 +903,12 @@ def _report_ckpt(run_dir, meta, ver, par):
                      else f"| {iv} | {_rate(off)} | {_rate(on)} | - | - | - | - | - | {ok} |")
         if ratio is not None:
             t = TARGETS["ckpt_ratio"]
-            checks.append(f"W1 with checkpoints every {iv} ≥ {t:.0%} of W1 without: {ratio:.1%} (pairs: {_pct(pr)}) — "
+            during = sum(e["busy"] for ps in periodic for e in ps)
+            note = (f"; {during} periodic checkpoint{'s' if during != 1 else ''} fell into the processing time of the "
+                    f"{len(periodic)} counted run{'s' if len(periodic) != 1 else ''}")
+            if during == 0:
+                note += ", so this compares the XA sink with the plain one, not the cost of checkpoints"
+            checks.append(f"W1 with checkpoints every {iv} ≥ {t:.0%} of W1 without: {ratio:.1%} (pairs: {_pct(pr)}{note}) — "
                           f"{'met' if ratio >= t else 'NOT met'}")
         for p in pairs:
             parts = []

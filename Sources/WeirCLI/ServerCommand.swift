@@ -58,7 +58,7 @@ struct ServerCommand: ParsableCommand {
         }
         let settings = ControlSettings(
             home: homeURL, weirBinary: binary,
-            validate: { text in _ = try JobPlan.compile(text, connectors: connectorKinds) },
+            validate: { text in try JobPlan.compile(text, connectors: connectorKinds).name },
             log: { line in printErr("[weir server] \(SnapshotManifest.timestamp(Date())) \(line)") })
         do {
             try runBlocking { try await ControlServer.run(host: host, port: port, token: bearer, settings: settings) }

@@ -13,11 +13,12 @@ public struct ControlSettings: Sendable {
     /// Checks a spec (parse, references, types, expressions) without
     /// connecting to anything; throws `SpecErrors` or `WeirError`. Injected
     /// by the CLI layer, which knows the connector kinds.
-    public var validate: @Sendable (String) throws -> Void
+    /// Validates a spec and returns its `name` (which must be the job's name).
+    public var validate: @Sendable (String) throws -> String
     /// Receives the server's log lines (already masked).
     public var log: @Sendable (String) -> Void
 
-    public init(home: URL, weirBinary: String, validate: @escaping @Sendable (String) throws -> Void,
+    public init(home: URL, weirBinary: String, validate: @escaping @Sendable (String) throws -> String,
                 log: @escaping @Sendable (String) -> Void) {
         self.home = home; self.weirBinary = weirBinary; self.validate = validate; self.log = log
     }
@@ -201,7 +202,11 @@ actor JobLifecycle {
         }
         let type: OperationType = run == nil ? .publish : .publishAndRun
         do {
-            try settings.validate(j.draft)
+            // The spec's name keys sink transactions and their recovery: it must be the job's.
+            let specName = try settings.validate(j.draft)
+            if specName != name {
+                throw WeirError.spec("name", "the spec is named '\(specName)' but the job is '\(name)': they must be the same (sink transactions are recovered by this name)")
+            }
         } catch {
             let message = JobLifecycle.describeSpecError(error)
             let suggestion = "fix the draft (PUT /api/v1/jobs/\(name)/draft) and publish again"
