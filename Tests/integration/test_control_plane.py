@@ -670,7 +670,8 @@ def test_openapi_health_and_metrics(tmp_path, server, names, db, job):
         wait_until(lambda: out.stat().st_size > 0, 30, "logs --follow to print the log")
         size = out.stat().st_size
         server.cli("stop", job, "--snapshot", "--wait")  # the run logs its stop
-        wait_until(lambda: out.stat().st_size > size, 30, "logs --follow to print new lines")
+        wait_until(lambda: out.stat().st_size > size and "stopped with snapshot" in out.read_text(), 30,
+                   "logs --follow to print the run's stop")
         assert follower.poll() is None, "--follow keeps following"
     finally:
         follower.kill()
