@@ -7,7 +7,7 @@ import WeirCore
 /// supervises its child runs by reading this file; people can `tail -f` it.
 ///
 /// Events: `starting`, `running`, `first_record`, `snapshot`, `snapshot_failed`, `stop_failed`,
-/// `restarting`, `metrics` (every 2 s), and one final `finished`, `stopped`,
+/// `restarting`, `metrics` (every 2 s, with backpressure time), and one final `finished`, `stopped`,
 /// `cancelled` or `failed`. Every line has `event` and `time` (ISO-8601).
 final class EventLog: Sendable {
     private let handle: Mutex<FileHandle?>
@@ -65,13 +65,14 @@ final class EventLog: Sendable {
         }
     }
 
-    func emitMetrics(_ m: JobMetrics, restarts: Int) {
+    func emitMetrics(_ m: JobMetrics, restarts: Int, backpressureNanos: UInt64 = 0) {
         var lag: [String: Int64] = [:]
         for p in m.splitProgress { lag[p.name] = p.lag }
         let ck = m.lastCheckpointFigures
         emit("metrics", ["recordsIn": m.recordsIn.load, "recordsOut": m.recordsOut.load, "decodeErrors": m.decodeErrors.load,
                          "lateRecords": m.lateRecords.load, "lag": lag, "checkpoints": m.checkpointsCompleted.load,
-                         "lastCheckpointMs": ck.durationMillis, "lastCheckpointBytes": ck.bytes, "restarts": restarts])
+                         "lastCheckpointMs": ck.durationMillis, "lastCheckpointBytes": ck.bytes, "restarts": restarts,
+                         "backpressureMs": Double(backpressureNanos) / 1e6])
     }
 
     /// The final `failed` event, with the error's code, subject and suggestion when known.

@@ -105,7 +105,7 @@ struct RunCommand: ParsableCommand {
         while done.wait(timeout: .now() + .milliseconds(1000)) == .timedOut {
             display.tick()
             ticks += 1
-            if ticks % 2 == 0, eventLog.enabled, let m = supervisor.metrics { eventLog.emitMetrics(m, restarts: supervisor.restarts.load) }
+            if ticks % 2 == 0, eventLog.enabled, let m = supervisor.metrics { eventLog.emitMetrics(m, restarts: supervisor.restarts.load, backpressureNanos: supervisor.backpressureNanos) }
         }
         display.finish()
         let outcome = result.withLock { $0 }!
@@ -122,7 +122,7 @@ struct RunCommand: ParsableCommand {
             try json.write(toFile: stats, atomically: true, encoding: .utf8)
         }
         let m = supervisor.metrics
-        if eventLog.enabled, let m { eventLog.emitMetrics(m, restarts: supervisor.restarts.load) }
+        if eventLog.enabled, let m { eventLog.emitMetrics(m, restarts: supervisor.restarts.load, backpressureNanos: supervisor.backpressureNanos) }
         switch outcome {
         case .success(.finished): eventLog.emit("finished")
         case .success(.stopped(let id)): eventLog.emit("stopped", ["snapshot": id])

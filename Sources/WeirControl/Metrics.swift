@@ -45,6 +45,7 @@ enum PrometheusText {
             ("weir_checkpoint_duration_ms", "gauge", "Duration of the last completed checkpoint in milliseconds.", "lastCheckpointMs"),
             ("weir_checkpoint_size_bytes", "gauge", "State size of the last completed checkpoint in bytes.", "lastCheckpointBytes"),
             ("weir_restarts_total", "counter", "In-process restarts of the live run.", "restarts"),
+            ("weir_backpressure_ms_total", "counter", "Time subtasks spent blocked on full channels (backpressure), in milliseconds.", "backpressureMs"),
         ]
         for (name, type, help, key) in perRun {
             family(name, type, help)

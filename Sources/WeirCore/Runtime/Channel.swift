@@ -28,7 +28,13 @@ public final class Channel: @unchecked Sendable {
     private var cancelled = false
     public let capacity: Int
     /// Nanoseconds producers spent blocked on a full queue (backpressure time).
-    public private(set) var blockedNanos: UInt64 = 0
+    private var blockedNanos: UInt64 = 0
+
+    /// Total time producers have spent blocked on this channel.
+    public var backpressureNanos: UInt64 {
+        cond.lock(); defer { cond.unlock() }
+        return blockedNanos
+    }
 
     public init(capacity: Int) {
         self.capacity = max(1, capacity)

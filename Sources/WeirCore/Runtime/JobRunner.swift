@@ -81,6 +81,11 @@ public final class JobRunner: Sendable {
         return String((0..<8).map { _ in chars[Int.random(in: 0..<chars.count)] })
     }
 
+    /// Time the run's subtasks spent blocked on full channels (backpressure).
+    public var backpressureNanos: UInt64 {
+        state.withLock { $0.channels }.reduce(0) { $0 &+ $1.backpressureNanos }
+    }
+
     /// Stops the run as soon as possible without a snapshot; pending output is rolled back.
     public func cancel() {
         let (chans, coord) = state.withLock { s -> ([Channel], CheckpointCoordinator?) in

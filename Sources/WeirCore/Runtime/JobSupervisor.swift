@@ -17,6 +17,8 @@ public final class JobSupervisor: Sendable {
     /// Metrics of the run in progress (a restart starts a new set).
     public var metrics: JobMetrics? { current.withLock { $0?.metrics } }
     public let restarts = Counter()
+    /// Backpressure time of the run in progress.
+    public var backpressureNanos: UInt64 { current.withLock { $0?.backpressureNanos } ?? 0 }
 
     /// - Parameters:
     ///   - checkpointing: builds the checkpoint settings for each run (ids continue from the store).
