@@ -13,6 +13,7 @@ struct ProduceCommand: ParsableCommand {
     @Option(help: "Kafka bootstrap servers.") var bootstrap = "127.0.0.1:9092"
     @Option(help: "Topic to write.") var topic: String
     @Option(help: "Create the topic with this many partitions if it does not exist.") var partitions: Int?
+    @Flag(help: "Delete the topic first (with --partitions: start from an empty topic).") var recreate = false
     @Option(help: "Send each line of this file as one message (round-robin over partitions).") var file: String?
     @Option(help: "Generate this many events {\"user_id\",\"amount\",\"ts\"}.") var count: Int?
     @Option(help: "Seed of the generator.") var seed: UInt64 = 42
@@ -24,6 +25,10 @@ struct ProduceCommand: ParsableCommand {
     func run() throws {
         try KafkaLibrary.checkVersion()
         guard (file == nil) != (count == nil) else { throw ValidationError("give exactly one of --file or --count") }
+        if recreate {
+            guard partitions != nil else { throw ValidationError("--recreate needs --partitions") }
+            try KafkaProducer.deleteTopic(bootstrap: bootstrap, name: topic)
+        }
         if let partitions { try KafkaProducer.createTopic(bootstrap: bootstrap, name: topic, partitions: partitions) }
         let producer = try KafkaProducer(bootstrap: bootstrap)
         let nparts = Int32(try KafkaSourceConnector(bootstrap: bootstrap, topics: [topic]).discoverSplits().count)
