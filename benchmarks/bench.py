@@ -579,6 +579,7 @@ def state_bench(a):
     5. a.extra more events of the same stream; K runs `--from-snapshot <stop> --until-idle 1`:
        restore time = first_record − spawn; each must read exactly a.extra records.
     6. MySQL against reference.py (count and sum per user_id over the whole topic).
+    Unless a.keep_state, the snapshot directory and the topic are deleted at the end.
     """
     import reference as ref
     log = lambda m: print(f"\033[1m[bench]\033[0m {m}", flush=True)
@@ -776,6 +777,10 @@ def state_bench(a):
             f.write(listing.stdout)
         if not a.keep_state:
             shutil.rmtree(sd, ignore_errors=True)
+            try:   # Tansu keeps topics in memory; the next run reloads this one anyway
+                delete_topic(a.bootstrap, a.topic)
+            except Exception as e:  # noqa: BLE001 - cleanup only
+                print(f"[bench] could not delete topic {a.topic}: {e}", file=sys.stderr)
         save()
     return res["pass"]
 

@@ -24,7 +24,7 @@
 #   --no-threads           don't sample per-thread CPU from /proc during the runs
 #   --skip-build           use the release binary already built (while the tree does not compile)
 #   --no-quiet             don't wait for an idle machine, don't retry runs disturbed by other processes
-#   --keep-state           keep the runs' snapshot directories (benchmarks/out/<timestamp>/state*)
+#   --keep-state           keep the snapshot directories (benchmarks/out/<timestamp>/state*) and topic state-events
 #   --update-results       also rewrite benchmarks/RESULTS.md from this run
 #
 # Steps: setup.sh → release build of weir → build the bare librdkafka consumer →
