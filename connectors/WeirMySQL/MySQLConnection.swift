@@ -60,6 +60,9 @@ public final class MySQLConnection {
         }
         do {
             try execute("SET time_zone = '+00:00'")
+            // READ COMMITTED: no gap locks, so sink subtasks upserting interleaved keys
+            // (each owns its own keys) do not deadlock on each other's index gaps.
+            try execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         } catch {
             close()
             throw error

@@ -190,7 +190,7 @@ final class CheckpointCoordinator: @unchecked Sendable {
                     continue
                 }
             }
-            _ = cond.wait(until: Date().addingTimeInterval(0.02))
+            _ = cond.wait(until: Date().addingTimeInterval(0.005))
         }
         cond.unlock()
     }

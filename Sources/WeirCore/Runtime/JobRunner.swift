@@ -1,5 +1,8 @@
 import Foundation
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How a run behaves; defaults suit production, tests and benchmarks tune them.
 public struct RunOptions: Sendable {
@@ -347,10 +350,10 @@ public final class JobRunner: Sendable {
         for t in tasks {
             group.enter()
             let thread = Thread { [self] in
+                nameCurrentThread(t.name)
                 do { try t.body() } catch { fail(error) }
                 group.leave()
             }
-            thread.name = String(t.name.prefix(15))  // shows in top -H / perf (15 chars max on Linux)
             thread.stackSize = 4 << 20
             thread.start()
         }
@@ -363,6 +366,16 @@ public final class JobRunner: Sendable {
         if let sid = coord.completedStop { return .stopped(snapshotID: sid) }
         return .finished
     }
+}
+
+/// Names the calling thread (visible in `top -H`, `perf`, /proc) on Linux.
+func nameCurrentThread(_ name: String) {
+    #if os(Linux)
+    if let h = FileHandle(forWritingAtPath: "/proc/thread-self/comm") {
+        h.write(Data(name.prefix(15).utf8))
+        try? h.close()
+    }
+    #endif
 }
 
 /// Storage for runs without a state directory: snapshots cannot be kept.
@@ -466,7 +479,8 @@ final class SourceTask: @unchecked Sendable {
                 continue
             }
             var bad = 0
-            let got = try reader.poll(maxMessages: options.pollBatchSize, timeoutMillis: 50) { idx, bytes in
+            // A short wait when idle keeps barriers (and the final drain) prompt.
+            let got = try reader.poll(maxMessages: options.pollBatchSize, timeoutMillis: 10) { idx, bytes in
                 if let failure = decoder.decodeRow(bytes) {
                     bad += 1
                     if errorsLogged < 5 {
@@ -666,7 +680,7 @@ final class InboxTask: @unchecked Sendable {
         while !finished {
             let received: Channel.Received
             if isSink {
-                let wait = transactional ? (prepared.isEmpty ? 0.2 : 0.02) : interval
+                let wait = transactional ? (prepared.isEmpty ? 0.2 : 0.005) : interval
                 received = channel.receive(before: min(lastFlush.addingTimeInterval(interval), Date().addingTimeInterval(wait)))
             } else {
                 received = channel.receive().map { .element($0.0, $0.1) } ?? .cancelled
