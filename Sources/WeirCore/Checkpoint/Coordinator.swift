@@ -21,6 +21,8 @@ final class CheckpointCoordinator: @unchecked Sendable {
         var barrier: Barrier
         var started: UInt64
         var acks: [TaskAck] = []
+        /// When the last acknowledgement arrived.
+        var lastAck: UInt64 = 0
     }
 
     /// How a requested stop/savepoint ended.
@@ -119,6 +121,7 @@ final class CheckpointCoordinator: @unchecked Sendable {
         cond.lock(); defer { cond.unlock() }
         guard pending?.barrier.id == barrier.id else { return }  // aborted meanwhile
         pending!.acks.append(a)
+        pending!.lastAck = DispatchTime.now().uptimeNanoseconds
         cond.broadcast()
     }
 
@@ -139,7 +142,11 @@ final class CheckpointCoordinator: @unchecked Sendable {
         while !shutdown {
             let now = DispatchTime.now().uptimeNanoseconds
             if var p = pending {
-                if p.acks.count >= expectedAcks {
+                // Late is late: a checkpoint whose acknowledgements took longer than the
+                // timeout fails even if the last one is in by the time we look.
+                let acked = p.acks.count >= expectedAcks
+                let overdue = (acked ? p.lastAck : now) &- p.started > UInt64(settings.timeoutMillis) * 1_000_000
+                if acked && !overdue {
                     pending = nil
                     cond.unlock()
                     let outcome = complete(p)
@@ -157,7 +164,7 @@ final class CheckpointCoordinator: @unchecked Sendable {
                     cond.broadcast()
                     continue
                 }
-                if now &- p.started > UInt64(settings.timeoutMillis) * 1_000_000 {
+                if overdue {
                     let missing = expectedAcks - p.acks.count
                     let acked = Set(p.acks.map { "\($0.node)#\($0.subtask)" })
                     let reason = "checkpoint \(p.barrier.id) timed out after \(settings.timeoutMillis) ms: \(missing) of \(expectedAcks) tasks did not acknowledge (acknowledged: \(acked.sorted().joined(separator: ", ")))"
