@@ -243,34 +243,13 @@ func shortTime(_ v: Any?) -> String {
         let f = ISO8601DateFormatter()
         return shortTime(f.string(from: Date(timeIntervalSince1970: secs)))
     }
-    let iso = cell(v)
-    guard iso.count >= 19 else { return iso }
-    let base = iso.prefix(19).replacingOccurrences(of: "T", with: " ")
-    return iso.hasSuffix("Z") ? base + "Z" : base
+    return displayTime(cell(v))
 }
 
 /// 1536 → `1.5 KiB`.
 func sizeText(_ v: Any?) -> String {
     guard let n = (v as? NSNumber)?.int64Value else { return cell(v) }
-    if n < 1024 { return "\(n) B" }
-    let units = ["KiB", "MiB", "GiB", "TiB"]
-    var x = Double(n) / 1024, u = 0
-    while x >= 1024 && u < units.count - 1 { x /= 1024; u += 1 }
-    return String(format: x >= 100 ? "%.0f %@" : "%.1f %@", x, units[u])
-}
-
-/// Aligns rows into columns separated by two spaces (display width, so `⚠` counts as one).
-func alignedTable(_ rows: [[String]], rightAligned: Set<Int> = []) -> [String] {
-    let cols = rows.map(\.count).max() ?? 0
-    var widths = Array(repeating: 0, count: cols)
-    for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
-    return rows.map { r in
-        r.enumerated().map { i, c in
-            let pad = String(repeating: " ", count: widths[i] - c.count)
-            if i == r.count - 1 && !rightAligned.contains(i) { return c }
-            return rightAligned.contains(i) ? pad + c : c + pad
-        }.joined(separator: "  ")
-    }
+    return byteCount(n)
 }
 
 func writeOut(_ data: Data) {

@@ -36,24 +36,10 @@ enum OpenAPI {
       }
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -98,24 +84,10 @@ enum OpenAPI {
       }
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -152,34 +124,13 @@ enum OpenAPI {
       }
      },
      "404": {
-      "description": "No such job.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/NoSuchJob"
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -209,14 +160,7 @@ enum OpenAPI {
       "description": "Deleted"
      },
      "404": {
-      "description": "No such job.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/NoSuchJob"
      },
      "409": {
       "description": "The job is running or operating.",
@@ -229,24 +173,10 @@ enum OpenAPI {
       }
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -285,34 +215,13 @@ enum OpenAPI {
       }
      },
      "404": {
-      "description": "No such job.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/NoSuchJob"
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -349,44 +258,16 @@ enum OpenAPI {
       }
      },
      "404": {
-      "description": "No such job.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/NoSuchJob"
      },
      "422": {
-      "description": "Invalid body.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InvalidBody"
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -438,34 +319,13 @@ enum OpenAPI {
       }
      },
      "404": {
-      "description": "No such job.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/NoSuchJob"
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -502,14 +362,7 @@ enum OpenAPI {
       }
      },
      "404": {
-      "description": "No such job.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/NoSuchJob"
      },
      "409": {
       "description": "run requested while an operation is in progress, or the job is running without stopCurrent.",
@@ -532,24 +385,10 @@ enum OpenAPI {
       }
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -618,34 +457,13 @@ enum OpenAPI {
       }
      },
      "422": {
-      "description": "Invalid body.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InvalidBody"
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -694,44 +512,16 @@ enum OpenAPI {
       }
      },
      "404": {
-      "description": "No such job.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/NoSuchJob"
      },
      "409": {
-      "description": "Not running, or an operation is in progress.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/NotRunningOrBusy"
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -780,44 +570,16 @@ enum OpenAPI {
       }
      },
      "404": {
-      "description": "No such job.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/NoSuchJob"
      },
      "409": {
-      "description": "Not running, or an operation is in progress.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/NotRunningOrBusy"
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -869,34 +631,13 @@ enum OpenAPI {
       }
      },
      "404": {
-      "description": "No such job.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/NoSuchJob"
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -938,34 +679,13 @@ enum OpenAPI {
       }
      },
      "404": {
-      "description": "No such job.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/NoSuchJob"
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -1014,24 +734,10 @@ enum OpenAPI {
       }
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -1091,24 +797,10 @@ enum OpenAPI {
       }
      },
      "401": {
-      "description": "A token is required (server started with --token-file) and was missing or wrong.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/Unauthorized"
      },
      "500": {
-      "description": "Internal error.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
+      "$ref": "#/components/responses/InternalError"
      }
     },
     "security": [
@@ -1625,6 +1317,58 @@ enum OpenAPI {
    "bearerAuth": {
     "type": "http",
     "scheme": "bearer"
+   }
+  },
+  "responses": {
+   "Unauthorized": {
+    "description": "A token is required (server started with --token-file) and was missing or wrong.",
+    "content": {
+     "application/json": {
+      "schema": {
+       "$ref": "#/components/schemas/Error"
+      }
+     }
+    }
+   },
+   "InternalError": {
+    "description": "Internal error.",
+    "content": {
+     "application/json": {
+      "schema": {
+       "$ref": "#/components/schemas/Error"
+      }
+     }
+    }
+   },
+   "NoSuchJob": {
+    "description": "No such job.",
+    "content": {
+     "application/json": {
+      "schema": {
+       "$ref": "#/components/schemas/Error"
+      }
+     }
+    }
+   },
+   "InvalidBody": {
+    "description": "Invalid body.",
+    "content": {
+     "application/json": {
+      "schema": {
+       "$ref": "#/components/schemas/Error"
+      }
+     }
+    }
+   },
+   "NotRunningOrBusy": {
+    "description": "Not running, or an operation is in progress.",
+    "content": {
+     "application/json": {
+      "schema": {
+       "$ref": "#/components/schemas/Error"
+      }
+     }
+    }
    }
   }
  }

@@ -66,3 +66,13 @@ def write_spec(tmp_path, text, name="job.yaml"):
     path = tmp_path / name
     path.write_text(text)
     return str(path)
+
+
+def produce_stream(topic, start, count, seed, partitions=4):
+    """Appends events start..<start+count of the seeded benchmark stream (`weir produce`);
+    the first call (start 0) creates the topic."""
+    args = ["produce", "--bootstrap", BOOTSTRAP, "--topic", topic, "--count", str(count), "--seed", str(seed),
+            "--start", str(start)]
+    if start == 0:
+        args += ["--partitions", str(partitions)]
+    weir(*args)

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 
 import reference
-from conftest import BOOTSTRAP, MYSQL_PORT, WEIR, weir
+from conftest import BOOTSTRAP, MYSQL_PORT, WEIR, produce_stream, weir
 
 SCHEMA = "{ user_id: int, amount: int, ts: int }"
 SEED = 31
@@ -222,11 +222,7 @@ def weir_run_processes(marker):
 # --- data and specs -------------------------------------------------------------------------
 
 def produce(topic, start, count, partitions=4):
-    args = ["produce", "--bootstrap", BOOTSTRAP, "--topic", topic, "--count", str(count), "--seed", str(SEED),
-            "--start", str(start)]
-    if start == 0:
-        args += ["--partitions", str(partitions)]
-    weir(*args)
+    produce_stream(topic, start, count, seed=SEED, partitions=partitions)
 
 
 def create_tables(db):

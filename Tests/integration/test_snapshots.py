@@ -13,7 +13,7 @@ import time
 import pytest
 
 import reference
-from conftest import BOOTSTRAP, WEIR, weir, write_spec
+from conftest import BOOTSTRAP, WEIR, produce_stream, weir, write_spec
 from test_workloads import create_tables, w1_spec, w2_spec
 
 SEED = 21
@@ -24,11 +24,7 @@ def with_checkpoints(spec, interval="300ms"):
 
 
 def produce(topic, start, count, partitions=4):
-    args = ["produce", "--bootstrap", BOOTSTRAP, "--topic", topic, "--count", str(count), "--seed", str(SEED),
-            "--start", str(start)]
-    if start == 0:
-        args += ["--partitions", str(partitions)]
-    weir(*args)
+    produce_stream(topic, start, count, seed=SEED, partitions=partitions)
 
 
 def snapshots(state_dir):
