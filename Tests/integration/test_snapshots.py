@@ -13,7 +13,7 @@ import time
 import pytest
 
 import reference
-from conftest import BOOTSTRAP, WEIR, produce_stream, weir, write_spec
+from conftest import BOOTSTRAP, MYSQL_PORT, WEIR, produce_stream, weir, write_spec
 from test_workloads import create_tables, w1_spec, w2_spec
 
 SEED = 21
@@ -189,8 +189,15 @@ def test_failed_stop_keeps_the_run_going(tmp_path, names, db):
 
 
 def test_restart_strategy_recovers_from_a_lost_mysql_connection(tmp_path, names, db):
-    """Killing the sink's MySQL connections fails the run; it restarts in-process
-    from the latest checkpoint and the result is still exact."""
+    """Killing the sink's MySQL session in the middle of an epoch fails the run; it
+    restarts in-process from the latest checkpoint and the result is still exact.
+
+    Only a session holding an unprepared epoch makes the sink fail (a session lost
+    during XA COMMIT, or an idle pooled one, is recovered on a fresh connection), and
+    the sink sends an epoch's rows in one burst at the barrier. So the test holds a
+    table lock: the sink's INSERT waits inside its XA transaction, and that is the
+    session it kills."""
+    import threading
     create_tables(db)
     state = tmp_path / "state"
     spec = with_checkpoints(w2_spec(names["topic"], names["db"]), "200ms").replace(
@@ -199,24 +206,29 @@ def test_restart_strategy_recovers_from_a_lost_mysql_connection(tmp_path, names,
     produce(names["topic"], 0, 20_000)
     proc = start(spec_path, state, "--until-idle", "4")
     time.sleep(2.0)
-    import threading
     feeder = threading.Thread(target=lambda: [produce(names["topic"], 20_000 + k * 10_000, 10_000) for k in range(4)])
     feeder.start()
+    locker = reference.connect(MYSQL_PORT)
+    locker.select_db(names["db"])
     killed = 0
-    deadline = time.time() + 3
-    while time.time() < deadline and not killed:  # kill the sink's busy sessions once, while epochs are open
-        with db.cursor() as cur:
-            cur.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()"
-                        " AND command <> 'Sleep'", (names["db"],))
-            for (v,) in cur.fetchall():
-                try:
-                    cur.execute(f"KILL CONNECTION {v}")
-                    killed += 1
-                except Exception:
-                    pass
-        time.sleep(0.01)
+    try:
+        with locker.cursor() as lock:
+            lock.execute("LOCK TABLES w2 WRITE")
+            deadline = time.time() + 15
+            while time.time() < deadline and not killed:
+                with db.cursor() as cur:
+                    cur.execute("SELECT id FROM information_schema.processlist WHERE db = %s"
+                                " AND id NOT IN (CONNECTION_ID(), %s) AND info LIKE 'INSERT%%'",
+                                (names["db"], locker.thread_id()))
+                    for (v,) in cur.fetchall():
+                        cur.execute(f"KILL CONNECTION {v}")
+                        killed += 1
+                time.sleep(0.02)
+            lock.execute("UNLOCK TABLES")
+    finally:
+        locker.close()
     feeder.join()
-    assert killed, "the sink had busy connections to kill"
+    assert killed, "the sink never sent an INSERT while the table was locked"
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "restarting (attempt 1 of 3)" in err, err
