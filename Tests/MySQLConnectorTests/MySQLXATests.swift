@@ -450,6 +450,44 @@ final class MySQLXATests: MySQLTestCase {
         XCTAssertEqual(try ours(), [])
     }
 
+    /// DDL queued behind a prepared epoch's metadata lock, while the writer sends the
+    /// next epoch: the INSERT queues behind the DDL, and only the sessions' bounded
+    /// lock_wait_timeout (instead of the server's one-day default) ends the wait.
+    func testDDLWaitingOnAPreparedEpochTimesOutInsteadOfHanging() throws {
+        try admin.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(20))")
+        let fresh = try MySQLConnection(url: try url())
+        XCTAssertEqual(try fresh.query("SELECT @@SESSION.lock_wait_timeout").rows, [[String(MySQLConnection.metadataLockWaitSeconds)]])
+        fresh.close()
+        let w = try writer(try sink("t"), scope(), sessionSetup: ["SET SESSION lock_wait_timeout = 1"])
+        defer { w.close() }
+        try w.begin(epoch: 1); try w.write(idBatch([1])); _ = try w.prepare()
+        let ddl = try MySQLConnection(url: try url())
+        try ddl.execute("SET SESSION lock_wait_timeout = 30")
+        let ddlId = try XCTUnwrap(ddl.query("SELECT CONNECTION_ID()").rows.first?.first ?? nil)
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var ddlError: (any Error)?
+        nonisolated(unsafe) let locker = ddl
+        DispatchQueue.global().async {
+            do { try locker.execute("LOCK TABLES t WRITE"); try locker.execute("UNLOCK TABLES") } catch { ddlError = error }
+            done.signal()
+        }
+        // Wait until the LOCK TABLES is queued on epoch 1's metadata lock.
+        var queued = false
+        for _ in 0..<100 where !queued {
+            queued = try !admin.query("SELECT id FROM information_schema.processlist WHERE id = \(ddlId) AND info LIKE 'LOCK TABLES%'").rows.isEmpty
+            if !queued { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        XCTAssertTrue(queued, "LOCK TABLES waits for the prepared epoch")
+        try w.begin(epoch: 2); try w.write(idBatch([2]))
+        _ = assertWeirError(.lockWaitTimeout) { _ = try w.prepare() }
+        try w.commit(epoch: 1) // the run's recovery would do this; then the DDL goes through
+        XCTAssertEqual(done.wait(timeout: .now() + 20), .success)
+        XCTAssertNil(ddlError)
+        ddl.close()
+        XCTAssertEqual(try committed(), idRows([1]))
+        XCTAssertEqual(try ours(), [])
+    }
+
     func testThroughputWithXA() throws {
         try admin.execute("CREATE TABLE big (id BIGINT, name VARCHAR(40), v DOUBLE, ts DATETIME(3), ok BOOLEAN)")
         let schema = Schema([.init("id", .int), .init("name", .string), .init("v", .double),

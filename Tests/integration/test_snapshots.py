@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 
+import pymysql
 import pytest
 
 import reference
@@ -213,8 +214,19 @@ def test_restart_strategy_recovers_from_a_lost_mysql_connection(tmp_path, names,
     killed = 0
     try:
         with locker.cursor() as lock:
-            lock.execute("LOCK TABLES w2 WRITE")
+            # A prepared epoch holds a metadata lock on w2 until its XA COMMIT, which
+            # the sink thread sends; if that thread is already queued behind our lock
+            # request, neither can go on. So the request gives up after a second and
+            # is retried.
+            lock.execute("SET SESSION lock_wait_timeout = 1")
             deadline = time.time() + 15
+            while True:
+                try:
+                    lock.execute("LOCK TABLES w2 WRITE")
+                    break
+                except pymysql.err.OperationalError as e:
+                    if e.args[0] != 1205 or time.time() > deadline:
+                        raise
             while time.time() < deadline and not killed:
                 with db.cursor() as cur:
                     cur.execute("SELECT id FROM information_schema.processlist WHERE db = %s"

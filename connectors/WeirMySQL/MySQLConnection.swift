@@ -63,6 +63,13 @@ public final class MySQLConnection {
             // READ COMMITTED: no gap locks, so sink subtasks upserting interleaved keys
             // (each owns its own keys) do not deadlock on each other's index gaps.
             try execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            // A bounded wait for metadata locks (the server default is a day). A prepared
+            // XA epoch holds the table's metadata lock until the sink thread commits it;
+            // if DDL on the table queues behind that lock while the same thread sends the
+            // next epoch's INSERT, the INSERT queues behind the DDL and nothing moves.
+            // After this timeout the INSERT fails, the run restarts from its checkpoint
+            // (committing the prepared epoch on recovery) and the DDL goes through.
+            try execute("SET SESSION lock_wait_timeout = \(MySQLConnection.metadataLockWaitSeconds)")
         } catch {
             close()
             throw error
@@ -70,6 +77,9 @@ public final class MySQLConnection {
     }
 
     deinit { close() }
+
+    /// `lock_wait_timeout` of every session Weir opens (seconds; same as InnoDB's row-lock default).
+    public static let metadataLockWaitSeconds = 50
 
     private static func connectOnce(_ url: MySQLURL, timeout: UInt32) -> (UnsafeMutablePointer<MYSQL>?, (UInt32, String)?) {
         guard let h = mysql_init(nil) else { return (nil, (2008, "out of memory (mysql_init)")) }
@@ -290,7 +300,7 @@ public final class MySQLConnection {
             return WeirError(.columnMismatch, subject: server, "\(message) (error \(errno))")
         case 1205:
             return WeirError(.lockWaitTimeout, subject: server, "\(message) (error \(errno))",
-                             suggestion: "another transaction holds locks on the rows; retry, or raise innodb_lock_wait_timeout")
+                             suggestion: "another transaction holds locks on the rows, or DDL (ALTER/LOCK TABLES) waits for the table; let it finish, or raise innodb_lock_wait_timeout")
         case 1153:
             return WeirError(.mysql, subject: server, "\(message) (error \(errno))",
                              suggestion: "raise the server's max_allowed_packet or lower batchSize")
