@@ -113,13 +113,14 @@ struct RunCommand: ParsableCommand {
         if let stats, let m = supervisor.metrics {
             let idle = Double(m.idleWaitNanos.load(ordering: .relaxed)) / 1e9
             let ck = m.lastCheckpointFigures
-            let json = """
-            {"recordsIn": \(m.recordsIn.load), "recordsOut": \(m.recordsOut.load), "decodeErrors": \(m.decodeErrors.load), \
-            "lateRecords": \(m.lateRecords.load), "wallSeconds": \(secs), "idleWaitSeconds": \(idle), \
-            "processingSeconds": \(max(0.001, secs - idle)), "checkpoints": \(m.checkpointsCompleted.load), \
-            "lastCheckpointMillis": \(ck.durationMillis), "lastCheckpointBytes": \(ck.bytes), "restarts": \(supervisor.restarts.load)}
-            """
-            try json.write(toFile: stats, atomically: true, encoding: .utf8)
+            let figures: [String: Any] = [
+                "recordsIn": m.recordsIn.load, "recordsOut": m.recordsOut.load, "decodeErrors": m.decodeErrors.load,
+                "lateRecords": m.lateRecords.load, "wallSeconds": secs, "idleWaitSeconds": idle,
+                "processingSeconds": max(0.001, secs - idle), "checkpoints": m.checkpointsCompleted.load,
+                "lastCheckpointMillis": ck.durationMillis, "lastCheckpointBytes": ck.bytes,
+                "restarts": supervisor.restarts.load, "nodes": EventLog.nodeFigures(m)]
+            try JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys])
+                .write(to: URL(fileURLWithPath: stats), options: .atomic)
         }
         let m = supervisor.metrics
         if eventLog.enabled, let m { eventLog.emitMetrics(m, restarts: supervisor.restarts.load, backpressureNanos: supervisor.backpressureNanos) }

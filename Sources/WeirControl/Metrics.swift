@@ -51,6 +51,21 @@ enum PrometheusText {
             family(name, type, help)
             for r in m.runs { sample(name, [("job", r.job)], r.metrics[key]?.double ?? 0) }
         }
+        let perNode: [(String, String, String)] = [
+            ("weir_node_records_in_total", "Records into the node (a source: read from Kafka, malformed included).", "recordsIn"),
+            ("weir_node_records_out_total", "Records out of the node (a sink: rows written).", "recordsOut"),
+            ("weir_node_backpressure_ms_total",
+             "Milliseconds upstream subtasks spent blocked because this node's inbox was full (high when this node is the bottleneck).",
+             "backpressureMs"),
+        ]
+        for (name, help, key) in perNode {
+            family(name, "counter", help)
+            for r in m.runs {
+                for (node, f) in (r.metrics["nodes"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    sample(name, [("job", r.job), ("node", node)], f[key]?.double ?? 0)
+                }
+            }
+        }
         family("weir_partition_lag", "gauge", "Records between a partition's position and its high watermark.")
         for r in m.runs {
             for (partition, lag) in (r.metrics["lag"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) {

@@ -52,6 +52,7 @@ final class RuntimeTests: XCTestCase {
         let (rows, metrics) = try run(windowJob("{ tumbling: 1s }"), splits)
         XCTAssertEqual(metrics.lateRecords.load, 0)
         XCTAssertEqual(rows.count, expected.count)
+        XCTAssertEqual(figures(metrics), ["s": [2000, 2000], "w": [2000, expected.count], "o": [expected.count, expected.count]])
         for r in rows {
             guard case .int(let u) = r[0], case .int(let s) = r[1], case .int(let e) = r[2] else { return XCTFail("\(r)") }
             XCTAssertEqual(e - s, 1000)
@@ -147,6 +148,30 @@ final class RuntimeTests: XCTestCase {
         XCTAssertEqual(rows.map { $0[0] }, [.int(1), .int(2)])
         XCTAssertEqual(metrics.decodeErrors.load, 3)
         XCTAssertEqual(metrics.recordsIn.load, 5)
+        XCTAssertEqual(figures(metrics), ["s": [5, 2], "f": [2, 2], "o": [2, 2]])
+    }
+
+    /// (records in, records out) per node id.
+    func figures(_ m: JobMetrics) -> [String: [Int]] {
+        Dictionary(uniqueKeysWithValues: m.nodes.map { ($0.id, [$0.recordsIn, $0.recordsOut]) })
+    }
+
+    /// Filters and selects fused into the source's decode loop still count per node.
+    func testPerNodeFiguresThroughAFusedPipeline() throws {
+        let yaml = """
+        name: f
+        parallelism: 2
+        nodes:
+          - { id: s, mem: { schema: { a: int } } }
+          - { id: f, inputs: [s], filter: "a > 3" }
+          - { id: p, inputs: [f], select: { b: "a + 1" } }
+          - { id: g, inputs: [p], filter: "b < 9" }
+          - { id: o, inputs: [g], out: {} }
+        """
+        let split = (0..<10).map { #"{"a": \#($0)}"# } + ["nope"]
+        let (rows, metrics) = try run(yaml, [split, split])
+        XCTAssertEqual(rows.count, 8)  // b = 5...8, twice
+        XCTAssertEqual(figures(metrics), ["s": [22, 20], "f": [20, 12], "p": [12, 12], "g": [12, 8], "o": [8, 8]])
     }
 
     func testUnionAndSelect() throws {
@@ -162,7 +187,9 @@ final class RuntimeTests: XCTestCase {
           - { id: o, inputs: [p], out: {} }
         """
         let splits = (0..<4).map { s in (0..<25).map { #"{"a": \#(s * 25 + $0), "b": "x"}"# } }
-        let (rows, _) = try run(yaml, splits)
+        let (rows, metrics) = try run(yaml, splits)
+        XCTAssertEqual(figures(metrics), ["s": [100, 100], "big": [100, 94], "small": [100, 6], "u": [100, 100],
+                                          "p": [100, 100], "o": [100, 100]])
         XCTAssertEqual(Set(rows.map { $0[0] }), Set((0..<100).map { Value.int(Int64($0 * 2)) }))
         XCTAssertEqual(rows.count, 100)
         XCTAssertTrue(rows.allSatisfy { $0[1] == .string("X") })

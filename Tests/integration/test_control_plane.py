@@ -650,16 +650,23 @@ def test_openapi_health_and_metrics(tmp_path, server, names, db, job):
     server.cli("publish", job, "--description", "metrics")
     server.cli("run", job, "--wait")
 
+    def sample(text, name, node=None):
+        labels = f'job="{job}"' + (f',node="{node}"' if node else "")
+        m = re.search(rf"^{name}\{{{re.escape(labels)}\}} (\S+)$", text, re.M)
+        return float(m.group(1)) if m else None
+
     def records_in():
         text = server.ok("GET", "/metrics").text
-        total = 0
-        for line in text.splitlines():
-            if line.startswith("weir_records_in_total") and job in line:
-                total += float(line.rsplit(" ", 1)[1])
-        return total >= 3_000 and text
+        return (sample(text, "weir_records_in_total") or 0) >= 3_000 and \
+            (sample(text, "weir_node_records_in_total", "per-user") or 0) >= 3_000 and text
 
     text = wait_until(records_in, 60, "weir_records_in_total of the job to count the input", interval=0.5)
     assert re.search(r"^# TYPE weir_records_in_total counter", text, re.M), text[:2000]
+    # Per node: the source's output feeds both branches; the filter keeps only big payments.
+    assert sample(text, "weir_node_records_out_total", "events") == 3_000
+    assert sample(text, "weir_node_records_in_total", "big") == 3_000
+    assert sample(text, "weir_node_records_out_total", "big") < 3_000
+    assert sample(text, "weir_node_backpressure_ms_total", "per-user") is not None
 
     # logs --follow prints what is there, then keeps printing what the run appends.
     out = tmp_path / "follow.txt"

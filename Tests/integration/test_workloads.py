@@ -79,6 +79,10 @@ def test_w1_windowed_upsert_matches_reference(tmp_path, names, db):
     assert reference.diff(expected, actual) == ""
     assert stats["recordsIn"] == 60000
     assert stats["lateRecords"] == 0
+    nodes = stats["nodes"]
+    assert nodes["events"]["recordsIn"] == nodes["events"]["recordsOut"] == 60000
+    assert nodes["per-user"]["recordsIn"] == 60000
+    assert nodes["per-user"]["recordsOut"] == nodes["out"]["recordsIn"] == nodes["out"]["recordsOut"] == len(expected)
 
 
 def test_w2_filter_append_matches_reference(tmp_path, names, db):
@@ -92,6 +96,9 @@ def test_w2_filter_append_matches_reference(tmp_path, names, db):
     assert sum(expected.values()) > 4000  # about 10% of the input
     assert reference.diff(expected, actual) == ""
     assert stats["recordsOut"] == sum(expected.values())
+    kept = sum(expected.values())
+    assert {k: (v["recordsIn"], v["recordsOut"]) for k, v in stats["nodes"].items()} == {
+        "events": (50000, 50000), "big": (50000, kept), "slim": (kept, kept), "out": (kept, kept)}
 
 
 def test_parallelism_one_and_three_agree(tmp_path, names, db):
@@ -128,3 +135,4 @@ def test_malformed_records_are_counted_and_skipped(tmp_path, names, db):
     assert sum(expected.values()) == 3000
     assert stats["decodeErrors"] == n_bad
     assert stats["recordsIn"] == 3000 + n_bad
+    assert stats["nodes"]["events"] == {"recordsIn": 3000 + n_bad, "recordsOut": 3000, "backpressureMs": 0}

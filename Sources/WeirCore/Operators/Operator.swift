@@ -24,11 +24,18 @@ public final class Output {
     }
 
     var targets: [Target] = []
+    /// Records out of the node this output belongs to (one add per batch).
+    var counter: Counter?
 
     public init() {}
 
+    /// Counts records the node produced without emitting them here (a sink's
+    /// writes, or rows a fused pipeline passed on for it).
+    @inline(__always) func count(_ n: Int) { if n > 0 { counter?.add(n) } }
+
     public func emit(_ batch: RecordBatch) throws {
         if batch.isEmpty { return }
+        counter?.add(batch.count)
         for t in targets {
             switch t {
             case .chained(let op, let out): try op.process(batch, out)

@@ -9,6 +9,10 @@ struct RowPipeline {
     }
 
     let steps: [Step]
+    /// The fused nodes' own outputs (only their counters are used).
+    private let stepOutputs: [Output]
+    /// Rows each filter step dropped since the last `countBatch`.
+    private var dropped: [Int]
     /// Arity of the rows the pipeline emits.
     let outArity: Int
     /// Where the pipeline's output goes (the fused operators' downstream).
@@ -18,6 +22,7 @@ struct RowPipeline {
     /// Fuses the leading run of chained filters/selects of `output`, if any.
     init?(from output: Output, sourceArity: Int) {
         var steps: [Step] = []
+        var stepOutputs: [Output] = []
         var out = output
         var arity = sourceArity
         while out.targets.count == 1, case .chained(let op, let next) = out.targets[0] {
@@ -29,10 +34,13 @@ struct RowPipeline {
             } else {
                 break
             }
+            stepOutputs.append(next)
             out = next
         }
         if steps.isEmpty { return nil }
         self.steps = steps
+        self.stepOutputs = stepOutputs
+        self.dropped = Array(repeating: 0, count: steps.count)
         self.outArity = arity
         self.output = out
         self.scratch = steps.map { step in
@@ -47,7 +55,7 @@ struct RowPipeline {
         for k in 0..<steps.count {
             switch steps[k] {
             case .filter(let eval):
-                if !eval(cur).isTrue { return }
+                if !eval(cur).isTrue { dropped[k] &+= 1; return }
             case .project(let exprs, _):
                 let src = cur
                 scratch[k].withUnsafeMutableBufferPointer { buf in
@@ -60,5 +68,16 @@ struct RowPipeline {
         }
         batch.values.append(contentsOf: UnsafeBufferPointer(start: cur, count: outArity))
         batch.timestamps.append(timestamp)
+    }
+
+    /// Counts, per fused node, the rows of the batch just built from `rows`
+    /// decoded rows. The last node's count comes from emitting the batch.
+    mutating func countBatch(rows: Int) {
+        var n = rows
+        for k in 0..<steps.count {
+            n -= dropped[k]
+            dropped[k] = 0
+            if k < steps.count - 1 { stepOutputs[k].count(n) }
+        }
     }
 }

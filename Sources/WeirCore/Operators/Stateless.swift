@@ -62,6 +62,7 @@ final class SinkOperator: StreamOperator {
     func process(_ batch: RecordBatch, _ out: Output) throws {
         try writer.write(batch)
         metrics.recordsOut.add(batch.count)
+        out.count(batch.count)
     }
     func watermark(_ wm: Int64, _ out: Output) throws {}
     func finish(_ out: Output) throws { try writer.flush() }

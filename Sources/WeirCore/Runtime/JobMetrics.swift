@@ -44,6 +44,26 @@ public final class JobMetrics: Sendable {
 
     public init() {}
 
+    private let nodeCounters = Mutex<[NodeCounters]>([])
+
+    /// Called once by the runner, before any subtask starts.
+    func register(nodes: [NodeCounters]) { nodeCounters.withLock { $0 = nodes } }
+
+    /// Per-node figures, in plan order. A node's records in are what its inputs
+    /// emitted (a source's: what it read, malformed included); a sink's records
+    /// out are the rows it handed to its writer.
+    public var nodes: [NodeFigures] {
+        let all = nodeCounters.withLock { $0 }
+        var outById: [String: Int] = [:]
+        for n in all { outById[n.id] = n.recordsOut.load }
+        return all.map { n in
+            NodeFigures(id: n.id,
+                        recordsIn: n.inputs.isEmpty ? n.recordsIn.load : n.inputs.reduce(0) { $0 + (outById[$1] ?? 0) },
+                        recordsOut: n.recordsOut.load,
+                        backpressureNanos: n.inbox.reduce(0) { $0 &+ $1.backpressureNanos })
+        }
+    }
+
     func update(_ progress: [SplitProgress]) {
         splits.withLock { for p in progress { $0[p.name] = p } }
     }
@@ -55,4 +75,28 @@ public final class JobMetrics: Sendable {
 
     /// Records between the sources' positions and the ends of their splits.
     public var totalLag: Int64 { splitProgress.reduce(0) { $0 + $1.lag } }
+}
+
+/// One node's live counters: shared by its subtasks, added to once per batch.
+final class NodeCounters: Sendable {
+    let id: String
+    /// Ids of the node's inputs (its records in are their records out).
+    let inputs: [String]
+    /// Records read (sources only; other nodes derive theirs from their inputs).
+    let recordsIn = Counter()
+    let recordsOut = Counter()
+    /// The node's inbox channels (none when it runs chained to its input).
+    let inbox: [Channel]
+
+    init(id: String, inputs: [String], inbox: [Channel]) { self.id = id; self.inputs = inputs; self.inbox = inbox }
+}
+
+/// What one node did so far, for progress displays and metrics.
+public struct NodeFigures: Sendable, Equatable {
+    public var id: String
+    public var recordsIn: Int
+    public var recordsOut: Int
+    /// Time upstream subtasks spent blocked because this node's inbox was full:
+    /// high when this node is the bottleneck.
+    public var backpressureNanos: UInt64
 }

@@ -307,6 +307,11 @@ public final class JobRunner: Sendable {
                                           untilIdleMillis: options.untilIdleMillis, metrics: metrics, log: options.log,
                                           onEvent: options.onEvent)
         state.withLock { $0.channels = inbox.values.flatMap { $0 }; $0.coordinator = coord }
+        let counters = plan.nodes.enumerated().map { i, n in
+            NodeCounters(id: n.id, inputs: n.inputs.map { plan.nodes[$0].id }, inbox: inbox[i] ?? [])
+        }
+        for i in plan.nodes.indices { for out in outs[i] { out.counter = counters[i].recordsOut } }
+        metrics.register(nodes: counters)
 
         // 5. Start one thread per source subtask and per inbox subtask.
         var tasks: [(name: String, body: @Sendable () throws -> Void)] = []
@@ -320,7 +325,7 @@ public final class JobRunner: Sendable {
                     let mine = splits.indices.filter { $0 % p == j }
                     let task = SourceTask(node: n, subtask: j, taskIndex: sourceIndex, connector: sources[i]!, splitIndices: mine,
                                           eventTime: eventTime, restoredWatermarks: watermarks, output: outs[i][j],
-                                          options: options, metrics: metrics, coordinator: coord,
+                                          options: options, metrics: metrics, counters: counters[i], coordinator: coord,
                                           stop: { [self] in stopFlag.load(ordering: .relaxed) },
                                           firstRecord: { [self] in noteFirstRecord() })
                     sourceIndex += 1
@@ -400,15 +405,16 @@ final class SourceTask: @unchecked Sendable {
     let output: Output
     let options: RunOptions
     let metrics: JobMetrics
+    let counters: NodeCounters
     let coordinator: CheckpointCoordinator
     let stop: @Sendable () -> Bool
     let firstRecord: @Sendable () -> Void
 
     init(node: PlannedNode, subtask: Int, taskIndex: Int, connector: any SourceConnector, splitIndices: [Int],
          eventTime: EventTimeSpec?, restoredWatermarks: [String: Int64], output: Output, options: RunOptions,
-         metrics: JobMetrics, coordinator: CheckpointCoordinator, stop: @escaping @Sendable () -> Bool,
-         firstRecord: @escaping @Sendable () -> Void) {
-        self.firstRecord = firstRecord
+         metrics: JobMetrics, counters: NodeCounters, coordinator: CheckpointCoordinator,
+         stop: @escaping @Sendable () -> Bool, firstRecord: @escaping @Sendable () -> Void) {
+        self.firstRecord = firstRecord; self.counters = counters
         self.node = node; self.subtask = subtask; self.taskIndex = taskIndex; self.connector = connector
         self.splitIndices = splitIndices; self.eventTime = eventTime; self.restoredWatermarks = restoredWatermarks
         self.output = output; self.options = options; self.metrics = metrics; self.coordinator = coordinator; self.stop = stop
@@ -501,8 +507,12 @@ final class SourceTask: @unchecked Sendable {
                     batch.timestamps.append(ts)
                 }
             }
-            if got > 0 { metrics.recordsIn.add(got) }
+            if got > 0 { metrics.recordsIn.add(got); counters.recordsIn.add(got) }
             if bad > 0 { metrics.decodeErrors.add(bad) }
+            if pipeline != nil {
+                output.count(got - bad)
+                pipeline!.countBatch(rows: got - bad)
+            }
             if !batch.isEmpty {
                 if !sentFirst { sentFirst = true; firstRecord() }
                 try (pipeline?.output ?? output).emit(batch)
