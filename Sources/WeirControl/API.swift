@@ -3,7 +3,8 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// The REST API (`/api/v1/…`), `/metrics`, `/healthz` and `/openapi.json`.
+/// The REST API (`/api/v1/…`), `/metrics`, `/healthz`, `/openapi.json` and the
+/// web console at `/`.
 ///
 /// A single responder with explicit routing, rather than Hummingbird's
 /// router, so that every answer — including unknown paths, wrong methods,
@@ -44,6 +45,9 @@ struct APIResponder: HTTPResponder {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
             .map { String($0).removingPercentEncoding ?? String($0) }
         switch parts {
+        case [], ["console"]:
+            try allow(method, .get)
+            return APIResponder.text(200, Console.html, contentType: "text/html; charset=utf-8")
         case ["healthz"]:
             try allow(method, .get)
             return APIResponder.text(200, "ok\n")

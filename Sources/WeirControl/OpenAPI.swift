@@ -862,6 +862,25 @@ enum OpenAPI {
     }
    }
   },
+  "/": {
+   "get": {
+    "summary": "The web console (an HTML page that uses this API)",
+    "operationId": "console",
+    "security": [],
+    "responses": {
+     "200": {
+      "description": "the console page",
+      "content": {
+       "text/html": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
   "/healthz": {
    "get": {
     "summary": "Liveness",
