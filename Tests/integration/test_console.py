@@ -6,6 +6,7 @@ checks them against the real API — the request bodies the dialogs build are se
 the server and must be accepted, and what the server returns renders into the job
 list, the warning triangle, the snapshots and the run dialog."""
 import html
+import os
 import json
 import re
 import shutil
@@ -134,3 +135,33 @@ def test_console_warning_run_stop_and_snapshot_dialogs_against_the_server(tmp_pa
     assert refused.status == 409
     text = ui.call("errorText", refused.json["error"])
     assert refused.json["error"]["message"] in text and "Suggestion: " in text
+
+
+def test_console_page_logic_drives_a_real_server(tmp_path, server, names, db, job):
+    """The page's DOM layer (startConsole) in Node with a stand-in DOM: it lists the
+    job, shows its versions, snapshots and log, and its stop dialog stops the run
+    with a snapshot; a refused request shows the server's message and suggestion."""
+    ui = ConsoleScript(tmp_path, server.api("GET", "/").text)
+    create_tables(db)
+    produce(names["topic"], 0, 2_000)
+    server.cli("create", job, "--file", spec_file(tmp_path, job_spec(job, names["topic"], names["db"]), "j.yaml"))
+    server.cli("publish", job, "--description", "from the console test")
+    server.cli("run", job, "--wait")
+    wait_until(lambda: any(s["kind"] == "checkpoint" for s in server.ok("GET", f"/api/v1/jobs/{job}/snapshots").json),
+               60, "a checkpoint")
+    driver = os.path.join(os.path.dirname(__file__), "console_dom_driver.js")
+    p = subprocess.run([NODE, driver, str(ui.path), server.url, job], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    shown = json.loads(p.stdout)
+    assert f'data-job="{job}"' in shown["jobs"] and 'class="status running"' in shown["jobs"], shown["jobs"]
+    assert shown["serverState"].startswith("connected")
+    assert "from the console test" in shown["versions"] and "v1" in shown["versions"]
+    assert "checkpoint" in shown["snapshots"] and names["topic"] in shown["snapshots"]
+    assert "started" in shown["log"], shown["log"][-2000:]
+    assert shown["stopDialogError"] == "" and not shown["dialogOpenAfterStop"], shown
+    assert shown["stopBanner"].startswith("stop: operation "), shown["stopBanner"]
+    assert "Suggestion: " in shown["refusal"], shown["refusal"]
+    j = server.wait_status(job, "stopped")
+    assert j["warning"] is None, j
+    kinds = [s["kind"] for s in server.ok("GET", f"/api/v1/jobs/{job}/snapshots").json]
+    assert "stop" in kinds, kinds
