@@ -14,17 +14,10 @@ import subprocess
 
 import pytest
 
-from control_plane_support import WeirServer, create_tables, job_spec, produce, wait_until
-from test_control_plane import _shutdown, spec_file
+from control_plane_support import create_tables, job_spec, produce, wait_until
+from test_control_plane import server, spec_file  # noqa: F401 (server is a fixture)
 
 NODE = shutil.which("node") or shutil.which("nodejs")
-
-
-@pytest.fixture
-def server(tmp_path):
-    s = WeirServer(tmp_path / "home").start()
-    yield s
-    _shutdown(s)
 
 
 @pytest.fixture
