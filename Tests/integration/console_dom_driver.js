@@ -35,7 +35,7 @@ const window = {
 const $ = id => document.getElementById(id);
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 async function until(what, check) {
-  for (let i = 0; i < 200; i++) { if (check()) return; await sleep(50); }
+  for (let i = 0; i < 600; i++) { if (check()) return; await sleep(50); }
   throw new Error("timed out waiting for " + what + "; jobs=" + $("jobs").innerHTML + " tab=" + $("tab-body").innerHTML +
                   " banner=" + $("banner").textContent);
 }
