@@ -296,22 +296,21 @@ def _rate(x):
     return f"{x / 1e6:.2f} M" if x >= 1e6 else f"{x:,.0f}"
 
 
-# Weir's threads, in the order JobRunner starts them (sources, then each inbox node).
-ROLES = {"w1": ["source", "window", "sink"], "w2": ["source+filter+select", "sink"]}
+# What each node's subtask threads do, by node id (benchmarks/w1.yaml, w2.yaml).
+ROLES = {"w1": {"events": "source", "per-user": "window", "out": "sink"},
+         "w2": {"events": "source+filter+select", "out": "sink"}}
 
 
 def _threads(th, w, par):
-    """CPU seconds per role. librdkafka's threads are named rdk:*; Weir's own threads
-    are unnamed, so they are told apart by creation order: the main thread, the
-    run thread of `weir run`, then the job's threads in JobRunner's order."""
+    """CPU seconds per role. librdkafka's threads are named rdk:*; Weir names each
+    subtask thread NODE#SUBTASK (in /proc/<pid>/task/*/comm, cut to 15 bytes)."""
     if not th:
         return None
-    own = [t for t in th["threads"] if t["name"] == "weir" and t["tid"] != th["pid"]]
-    roles = [r for r in ROLES[w] for _ in range(par)]
-    jobs = own[-len(roles):]   # the job's threads are the last unnamed ones JobRunner starts
     by = {}
-    for t, r in zip(jobs, roles):
-        by.setdefault(r, []).append(t["cpuSeconds"])
+    for t in th["threads"]:
+        node, sep, sub = t["name"].rpartition("#")
+        if sep and sub.isdigit():
+            by.setdefault(f"{ROLES[w].get(node, 'node')} `{node}`", []).append(t["cpuSeconds"])
     rdk = sum(t["cpuSeconds"] for t in th["threads"] if t["name"].startswith("rdk:"))
     rest = th["weirCpuSeconds"] - rdk - sum(sum(v) for v in by.values())
     return {"roles": by, "rdk": rdk, "rest": rest, "total": th["weirCpuSeconds"], "others": th.get("others", {})}
@@ -872,7 +871,7 @@ def _report_throughput(run_dir, meta, ver, par):
         lines += ["All runs (events/s = recordsIn / processingSeconds):"] + detail + [""]
     if cpu:
         lines += ["CPU seconds by thread in the best run (sampled from /proc every 0.25 s; Weir's threads "
-                  "identified by creation order):"] + cpu + [""]
+                  "identified by their names, NODE#SUBTASK):"] + cpu + [""]
     return lines, checks, warn
 
 

@@ -102,7 +102,8 @@ def test_console_warning_run_stop_and_snapshot_dialogs_against_the_server(tmp_pa
     assert 'data-act="stop" data-job="%s">' % job in row and 'data-act="run" data-job="%s" disabled' % job in row
 
     # Stop with "create snapshot on stop" ticked: a stop snapshot appears in the snapshots tab.
-    assert 'name="snapshot" checked' in ui.call("stopFormHTML", j)
+    form = ui.call("stopFormHTML", j)
+    assert '<input type="checkbox" name="snapshot">' in form, "unticked by default, as `weir job stop`"
     body = ui.call("stopRequest", {"snapshot": True})
     assert body == {"snapshot": True}
     server.wait_op(server.ok("POST", f"/api/v1/jobs/{job}/stop", body).json["id"])
