@@ -798,6 +798,15 @@ def _pct(xs):
     return ", ".join(f"{x:.0%}" for x in xs) if xs else "-"
 
 
+def _undisturbed(items, what, warn):
+    """The items no other process disturbed; all of them (with a warning) when none was quiet."""
+    quiet = [x for x in items if not x["noisy"]]
+    if quiet:
+        return quiet
+    warn.append(f"- {what} was disturbed by other processes; all are counted")
+    return items
+
+
 def _report_throughput(run_dir, meta, ver, par):
     """W1/W2 against the ceiling: (lines, target checks, load warnings)."""
     rows, checks, detail, cpu, warn = [], [], [], [], []
@@ -805,10 +814,7 @@ def _report_throughput(run_dir, meta, ver, par):
         runs = _runs(run_dir, w)
         if not runs:
             continue
-        counted = [x for x in runs if not x["noisy"]]
-        if not counted:
-            warn.append(f"- {w.upper()}: every run was disturbed by other processes; all are counted")
-            counted = runs
+        counted = _undisturbed(runs, f"{w.upper()}: every run", warn)
         rates = [x["rate"] for x in counted if x["rate"]]
         ceils = [x["ceilingRate"] for x in counted if x["ceilingRate"]]
         rate = max(rates) if rates else None
@@ -883,10 +889,7 @@ def _report_ckpt(run_dir, meta, ver, par):
         pairs = _ckpt_pairs(run_dir, iv)
         if not pairs:
             continue
-        counted = [p for p in pairs if not p["noisy"]]
-        if not counted:
-            warn.append(f"- checkpoints every {iv}: every pair was disturbed by other processes; all are counted")
-            counted = pairs
+        counted = _undisturbed(pairs, f"checkpoints every {iv}: every pair", warn)
         offs = [p["off"]["rate"] for p in counted if p["off"] and p["off"]["rate"]]
         ons = [p["on"]["rate"] for p in counted if p["on"] and p["on"]["rate"]]
         off, on = (max(offs) if offs else None), (max(ons) if ons else None)

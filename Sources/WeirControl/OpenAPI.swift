@@ -2,6 +2,9 @@
 ///
 /// Hand-written (generated once from a small script and kept beside the
 /// routes) so clients and people have one accurate reference of the contract.
+/// Shared pieces live under `components` (schemas, error responses, the
+/// `{name}` path parameter); bearer auth is document-wide, and the public
+/// endpoints opt out with `"security": []`. Edit it together with `API.swift`.
 enum OpenAPI {
     static let document = #"""
 {
@@ -15,6 +18,12 @@ enum OpenAPI {
   {
    "url": "http://127.0.0.1:8080"
   }
+ ],
+ "security": [
+  {
+   "bearerAuth": []
+  },
+  {}
  ],
  "paths": {
   "/api/v1/jobs": {
@@ -41,13 +50,7 @@ enum OpenAPI {
      "500": {
       "$ref": "#/components/responses/InternalError"
      }
-    },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ]
+    }
    },
    "post": {
     "summary": "Create a job",
@@ -90,12 +93,6 @@ enum OpenAPI {
       "$ref": "#/components/responses/InternalError"
      }
     },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
     "requestBody": {
      "required": true,
      "content": {
@@ -109,6 +106,11 @@ enum OpenAPI {
    }
   },
   "/api/v1/jobs/{name}": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
    "get": {
     "summary": "Get a job",
     "operationId": "getJob",
@@ -132,25 +134,7 @@ enum OpenAPI {
      "500": {
       "$ref": "#/components/responses/InternalError"
      }
-    },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
-    "parameters": [
-     {
-      "name": "name",
-      "in": "path",
-      "required": true,
-      "schema": {
-       "type": "string",
-       "pattern": "^[A-Za-z0-9._-]+$"
-      },
-      "description": "The job's name."
-     }
-    ]
+    }
    },
    "delete": {
     "summary": "Delete a job and its home directory",
@@ -178,28 +162,15 @@ enum OpenAPI {
      "500": {
       "$ref": "#/components/responses/InternalError"
      }
-    },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
-    "parameters": [
-     {
-      "name": "name",
-      "in": "path",
-      "required": true,
-      "schema": {
-       "type": "string",
-       "pattern": "^[A-Za-z0-9._-]+$"
-      },
-      "description": "The job's name."
-     }
-    ]
+    }
    }
   },
   "/api/v1/jobs/{name}/draft": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
    "get": {
     "summary": "Get the draft",
     "operationId": "getDraft",
@@ -223,25 +194,7 @@ enum OpenAPI {
      "500": {
       "$ref": "#/components/responses/InternalError"
      }
-    },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
-    "parameters": [
-     {
-      "name": "name",
-      "in": "path",
-      "required": true,
-      "schema": {
-       "type": "string",
-       "pattern": "^[A-Za-z0-9._-]+$"
-      },
-      "description": "The job's name."
-     }
-    ]
+    }
    },
    "put": {
     "summary": "Replace the draft (never affects a running run)",
@@ -270,24 +223,6 @@ enum OpenAPI {
       "$ref": "#/components/responses/InternalError"
      }
     },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
-    "parameters": [
-     {
-      "name": "name",
-      "in": "path",
-      "required": true,
-      "schema": {
-       "type": "string",
-       "pattern": "^[A-Za-z0-9._-]+$"
-      },
-      "description": "The job's name."
-     }
-    ],
     "requestBody": {
      "required": true,
      "content": {
@@ -301,6 +236,11 @@ enum OpenAPI {
    }
   },
   "/api/v1/jobs/{name}/versions": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
    "get": {
     "summary": "List versions, newest first",
     "operationId": "listVersions",
@@ -327,25 +267,7 @@ enum OpenAPI {
      "500": {
       "$ref": "#/components/responses/InternalError"
      }
-    },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
-    "parameters": [
-     {
-      "name": "name",
-      "in": "path",
-      "required": true,
-      "schema": {
-       "type": "string",
-       "pattern": "^[A-Za-z0-9._-]+$"
-      },
-      "description": "The job's name."
-     }
-    ]
+    }
    },
    "post": {
     "summary": "Publish the draft as a new version (optionally publish and run)",
@@ -391,24 +313,6 @@ enum OpenAPI {
       "$ref": "#/components/responses/InternalError"
      }
     },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
-    "parameters": [
-     {
-      "name": "name",
-      "in": "path",
-      "required": true,
-      "schema": {
-       "type": "string",
-       "pattern": "^[A-Za-z0-9._-]+$"
-      },
-      "description": "The job's name."
-     }
-    ],
     "requestBody": {
      "required": true,
      "content": {
@@ -422,6 +326,11 @@ enum OpenAPI {
    }
   },
   "/api/v1/jobs/{name}/run": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
    "post": {
     "summary": "Run a version (asynchronous)",
     "operationId": "runJob",
@@ -466,24 +375,6 @@ enum OpenAPI {
       "$ref": "#/components/responses/InternalError"
      }
     },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
-    "parameters": [
-     {
-      "name": "name",
-      "in": "path",
-      "required": true,
-      "schema": {
-       "type": "string",
-       "pattern": "^[A-Za-z0-9._-]+$"
-      },
-      "description": "The job's name."
-     }
-    ],
     "requestBody": {
      "required": true,
      "content": {
@@ -497,6 +388,11 @@ enum OpenAPI {
    }
   },
   "/api/v1/jobs/{name}/stop": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
    "post": {
     "summary": "Stop the live run (asynchronous)",
     "operationId": "stopJob",
@@ -524,24 +420,6 @@ enum OpenAPI {
       "$ref": "#/components/responses/InternalError"
      }
     },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
-    "parameters": [
-     {
-      "name": "name",
-      "in": "path",
-      "required": true,
-      "schema": {
-       "type": "string",
-       "pattern": "^[A-Za-z0-9._-]+$"
-      },
-      "description": "The job's name."
-     }
-    ],
     "requestBody": {
      "required": true,
      "content": {
@@ -555,6 +433,11 @@ enum OpenAPI {
    }
   },
   "/api/v1/jobs/{name}/savepoint": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
    "post": {
     "summary": "Take a savepoint of the live run (asynchronous)",
     "operationId": "savepoint",
@@ -582,24 +465,6 @@ enum OpenAPI {
       "$ref": "#/components/responses/InternalError"
      }
     },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
-    "parameters": [
-     {
-      "name": "name",
-      "in": "path",
-      "required": true,
-      "schema": {
-       "type": "string",
-       "pattern": "^[A-Za-z0-9._-]+$"
-      },
-      "description": "The job's name."
-     }
-    ],
     "requestBody": {
      "required": true,
      "content": {
@@ -613,6 +478,11 @@ enum OpenAPI {
    }
   },
   "/api/v1/jobs/{name}/snapshots": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
    "get": {
     "summary": "List the job's snapshots that still exist, newest first",
     "operationId": "listSnapshots",
@@ -639,28 +509,15 @@ enum OpenAPI {
      "500": {
       "$ref": "#/components/responses/InternalError"
      }
-    },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
-    "parameters": [
-     {
-      "name": "name",
-      "in": "path",
-      "required": true,
-      "schema": {
-       "type": "string",
-       "pattern": "^[A-Za-z0-9._-]+$"
-      },
-      "description": "The job's name."
-     }
-    ]
+    }
    }
   },
   "/api/v1/jobs/{name}/operations": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
    "get": {
     "summary": "The job's operation log, newest first",
     "operationId": "listOperations",
@@ -687,25 +544,7 @@ enum OpenAPI {
      "500": {
       "$ref": "#/components/responses/InternalError"
      }
-    },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
-    "parameters": [
-     {
-      "name": "name",
-      "in": "path",
-      "required": true,
-      "schema": {
-       "type": "string",
-       "pattern": "^[A-Za-z0-9._-]+$"
-      },
-      "description": "The job's name."
-     }
-    ]
+    }
    }
   },
   "/api/v1/operations/{id}": {
@@ -740,12 +579,6 @@ enum OpenAPI {
       "$ref": "#/components/responses/InternalError"
      }
     },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
     "parameters": [
      {
       "name": "id",
@@ -759,6 +592,11 @@ enum OpenAPI {
    }
   },
   "/api/v1/jobs/{name}/logs": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
    "get": {
     "summary": "A run's log (stdout+stderr) from a byte offset; follow by polling with X-Next-Offset",
     "operationId": "getLogs",
@@ -803,23 +641,7 @@ enum OpenAPI {
       "$ref": "#/components/responses/InternalError"
      }
     },
-    "security": [
-     {
-      "bearerAuth": []
-     },
-     {}
-    ],
     "parameters": [
-     {
-      "name": "name",
-      "in": "path",
-      "required": true,
-      "schema": {
-       "type": "string",
-       "pattern": "^[A-Za-z0-9._-]+$"
-      },
-      "description": "The job's name."
-     },
      {
       "name": "run",
       "in": "query",
@@ -1330,6 +1152,18 @@ enum OpenAPI {
       "description": "true: stop with a snapshot (SIGTERM); false: cancel, output stays committed up to the last completed checkpoint."
      }
     }
+   }
+  },
+  "parameters": {
+   "JobName": {
+    "name": "name",
+    "in": "path",
+    "required": true,
+    "schema": {
+     "type": "string",
+     "pattern": "^[A-Za-z0-9._-]+$"
+    },
+    "description": "The job's name."
    }
   },
   "securitySchemes": {

@@ -353,22 +353,10 @@ final class MySQLSinkTests: MySQLTestCase {
     // MARK: throughput
 
     func testThroughput() throws {
-        try admin.execute("CREATE TABLE big (id BIGINT, name VARCHAR(40), v DOUBLE, ts DATETIME(3), ok BOOLEAN)")
-        let schema = Schema([.init("id", .int), .init("name", .string), .init("v", .double),
-                             .init("ts", .int), .init("ok", .bool)])
+        let total = 200_000
+        let (schema, batches) = try bigTable(total: total, per: 10_000)
         let w = try sink("big").openWriter(subtask: 0, schema: schema)
         defer { w.close() }
-        let total = 200_000, per = 10_000
-        var batches: [RecordBatch] = []
-        for b in 0..<(total / per) {
-            var rb = RecordBatch(arity: 5, capacity: per)
-            for i in 0..<per {
-                let id = Int64(b * per + i)
-                rb.append(row: [.int(id), .string("user-\(id % 977)"), .double(Double(id) * 0.25),
-                                .int(1_700_000_000_000 + id), .bool(id % 2 == 0)])
-            }
-            batches.append(rb)
-        }
         let start = Date()
         for rb in batches { try w.write(rb) }
         try w.flush()

@@ -51,6 +51,25 @@ class MySQLTestCase: XCTestCase {
         return b
     }
 
+    /// The throughput tests' table `big`: creates it and returns its schema and
+    /// `total` rows (ids 0..<total, half of them ok) in batches of `per`.
+    func bigTable(total: Int, per: Int) throws -> (Schema, [RecordBatch]) {
+        try admin.execute("CREATE TABLE big (id BIGINT, name VARCHAR(40), v DOUBLE, ts DATETIME(3), ok BOOLEAN)")
+        let schema = Schema([.init("id", .int), .init("name", .string), .init("v", .double),
+                             .init("ts", .int), .init("ok", .bool)])
+        var batches: [RecordBatch] = []
+        for b in 0..<(total / per) {
+            var rb = RecordBatch(arity: 5, capacity: per)
+            for i in 0..<per {
+                let id = Int64(b * per + i)
+                rb.append(row: [.int(id), .string("user-\(id % 977)"), .double(Double(id) * 0.25),
+                                .int(1_700_000_000_000 + id), .bool(id % 2 == 0)])
+            }
+            batches.append(rb)
+        }
+        return (schema, batches)
+    }
+
     func assertWeirError(_ code: WeirError.Code, file: StaticString = #filePath, line: UInt = #line,
                          _ body: () throws -> Void) -> WeirError? {
         do {

@@ -489,22 +489,10 @@ final class MySQLXATests: MySQLTestCase {
     }
 
     func testThroughputWithXA() throws {
-        try admin.execute("CREATE TABLE big (id BIGINT, name VARCHAR(40), v DOUBLE, ts DATETIME(3), ok BOOLEAN)")
-        let schema = Schema([.init("id", .int), .init("name", .string), .init("v", .double),
-                             .init("ts", .int), .init("ok", .bool)])
+        let total = 200_000, perEpoch = 4
+        let (schema, batches) = try bigTable(total: total, per: 10_000)
         let w = try writer(try sink("big"), scope(), schema: schema)
         defer { w.close() }
-        let total = 200_000, per = 10_000, perEpoch = 4
-        var batches: [RecordBatch] = []
-        for b in 0..<(total / per) {
-            var rb = RecordBatch(arity: 5, capacity: per)
-            for i in 0..<per {
-                let id = Int64(b * per + i)
-                rb.append(row: [.int(id), .string("user-\(id % 977)"), .double(Double(id) * 0.25),
-                                .int(1_700_000_000_000 + id), .bool(id % 2 == 0)])
-            }
-            batches.append(rb)
-        }
         let start = Date()
         var epoch: Int64 = 0
         for (i, rb) in batches.enumerated() {
