@@ -174,6 +174,22 @@ final class RuntimeTests: XCTestCase {
         XCTAssertEqual(figures(metrics), ["s": [22, 20], "f": [20, 12], "p": [12, 12], "g": [12, 8], "o": [8, 8]])
     }
 
+    /// A fused select of bare fields copies them by index, in the select's order.
+    func testFusedFieldSelectReordersAndDrops() throws {
+        let yaml = """
+        name: p
+        nodes:
+          - { id: s, mem: { schema: { a: int, b: string, c: int } } }
+          - { id: f, inputs: [s], filter: "a > 1" }
+          - { id: p, inputs: [f], select: [c, a] }
+          - { id: o, inputs: [p], out: {} }
+        """
+        let split = (0..<4).map { #"{"a": \#($0), "b": "x\#($0)", "c": \#($0 * 10)}"# }
+        let (rows, metrics) = try run(yaml, [split])
+        XCTAssertEqual(rows, [[.int(20), .int(2)], [.int(30), .int(3)]])
+        XCTAssertEqual(figures(metrics), ["s": [4, 4], "f": [4, 2], "p": [2, 2], "o": [2, 2]])
+    }
+
     func testUnionAndSelect() throws {
         let yaml = """
         name: u

@@ -6,6 +6,8 @@ struct RowPipeline {
     enum Step {
         case filter(RowEval)
         case project([CompiledExpr], arity: Int)
+        /// A projection of bare fields only (the usual `select`): copied by index, no closure calls.
+        case pick([Int])
     }
 
     let steps: [Step]
@@ -30,7 +32,8 @@ struct RowPipeline {
                 steps.append(.filter(f.condition.eval))
             } else if let s = op as? SelectOperator {
                 arity = s.exprs.count
-                steps.append(.project(s.exprs, arity: arity))
+                let fields = s.exprs.compactMap(\.fieldIndex)
+                steps.append(fields.count == arity ? .pick(fields) : .project(s.exprs, arity: arity))
             } else {
                 break
             }
@@ -44,8 +47,11 @@ struct RowPipeline {
         self.outArity = arity
         self.output = out
         self.scratch = steps.map { step in
-            if case .project(_, let a) = step { return Array(repeating: .null, count: a) }
-            return []
+            switch step {
+            case .project(_, let a): return Array(repeating: .null, count: a)
+            case .pick(let fields): return Array(repeating: .null, count: fields.count)
+            case .filter: return []
+            }
         }
     }
 
@@ -61,6 +67,14 @@ struct RowPipeline {
                 scratch[k].withUnsafeMutableBufferPointer { buf in
                     for (i, e) in exprs.enumerated() {
                         buf[i] = e.fieldIndex.map { src[$0] } ?? e.eval(src)
+                    }
+                }
+                cur = scratch[k].withUnsafeBufferPointer { $0.baseAddress! }
+            case .pick(let fields):
+                let src = cur
+                scratch[k].withUnsafeMutableBufferPointer { buf in
+                    fields.withUnsafeBufferPointer { f in
+                        for i in 0..<f.count { buf[i] = src[f[i]] }
                     }
                 }
                 cur = scratch[k].withUnsafeBufferPointer { $0.baseAddress! }
