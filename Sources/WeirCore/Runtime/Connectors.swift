@@ -59,6 +59,18 @@ public protocol SinkWriter: AnyObject {
     func flush() throws
     /// Releases the connection; uncommitted work is rolled back.
     func close()
+    /// Writes records rejected upstream into the dead-letter table, in the
+    /// same transaction (or epoch) as the rows written around them.
+    func writeDeadLetters(_ records: [RejectedRecord]) throws
+}
+
+extension SinkWriter {
+    public func writeDeadLetters(_ records: [RejectedRecord]) throws {
+        guard let first = records.first else { return }
+        throw WeirError(.invalidSpec, subject: "dead-letter record from \(first.origin)",
+                        "this sink cannot write a dead-letter table",
+                        suggestion: "use onError: skip or fail for this job")
+    }
 }
 
 /// A configured sink (one `mysql:` node, for instance).
@@ -68,6 +80,19 @@ public protocol SinkConnector: Sendable {
     func check(schema: Schema) throws
     /// Opens the writer of one sink subtask.
     func openWriter(subtask: Int, schema: Schema) throws -> any SinkWriter
+    /// Opens the writer of one sink subtask that isolates the rows its target
+    /// refuses, following `context.onError`.
+    func openWriter(context: SinkContext, schema: Schema) throws -> any SinkWriter
+    /// The fields identifying a row in the target (an upsert key), if any: the
+    /// runtime routes rows by them so that two subtasks never write the same row.
+    var rowKey: [String] { get }
+}
+
+extension SinkConnector {
+    public func openWriter(context: SinkContext, schema: Schema) throws -> any SinkWriter {
+        try openWriter(subtask: context.subtask, schema: schema)
+    }
+    public var rowKey: [String] { [] }
 }
 
 /// The declaration of a connector kind (`kafka`, `mysql`): it turns the
@@ -116,6 +141,15 @@ public protocol TransactionalSinkWriter: SinkWriter {
     func commit(epoch: Int64) throws
     /// Rolls back the open epoch and every prepared, uncommitted one.
     func abortAll()
+    /// The epochs prepared and not yet committed, in order.
+    var preparedEpochs: [Int64] { get }
+}
+
+extension TransactionalSinkConnector {
+    public func openTransactionalWriter(scope: SinkTransactionScope, context: SinkContext, schema: Schema) throws
+        -> any TransactionalSinkWriter {
+        try openTransactionalWriter(scope: scope, schema: schema)
+    }
 }
 
 /// A prepared-but-unresolved transaction found on the sink's server.
@@ -130,10 +164,14 @@ public struct PreparedTransaction: Sendable, Equatable {
 public protocol TransactionalSinkConnector: SinkConnector {
     /// Opens a checkpointing writer for one sink subtask.
     func openTransactionalWriter(scope: SinkTransactionScope, schema: Schema) throws -> any TransactionalSinkWriter
+    /// Opens a checkpointing writer that isolates refused rows (see `openWriter(context:schema:)`).
+    func openTransactionalWriter(scope: SinkTransactionScope, context: SinkContext, schema: Schema) throws
+        -> any TransactionalSinkWriter
     /// Resolves leftovers of earlier runs of `job` (sink node `node`): every
     /// prepared transaction of theirs is committed when `shouldCommit` says
     /// so (its checkpoint completed), and rolled back otherwise.
     /// Returns what was committed and what was rolled back.
-    func recover(job: String, node: String, shouldCommit: (PreparedTransaction) -> Bool) throws
+    /// `node` nil resolves the leftovers of every sink node of the job (a renamed node included).
+    func recover(job: String, node: String?, shouldCommit: (PreparedTransaction) -> Bool) throws
         -> (committed: [PreparedTransaction], rolledBack: [PreparedTransaction])
 }

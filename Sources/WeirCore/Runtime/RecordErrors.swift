@@ -1,0 +1,143 @@
+/// Record-level error isolation: what happens to one record that cannot be
+/// processed (a malformed message, a value the declared type cannot hold, an
+/// aggregate that overflowed, a row the sink's table refuses).
+///
+/// One bad record never stops a job and never holds back the good records
+/// around it: it is rejected at the earliest point that can tell it is bad,
+/// counted per node and reason, logged (rate-limited), and, when asked,
+/// written to a dead-letter table in the same transaction as the sink's epoch.
+
+/// The policy for rejected records (`onError:` of the job, overridable per sink).
+public enum OnError: String, Sendable, CaseIterable, Equatable {
+    /// Count, log (rate-limited) and drop the record; the job goes on. The default.
+    case skip
+    /// As skip, and write the record to the dead-letter table.
+    case deadLetter
+    /// Fail the job, naming the record (the restart strategy then applies).
+    case fail
+}
+
+/// Why a record was rejected: stable codes, used in metrics and in the
+/// dead-letter table's `error_code` column.
+public enum RejectReason: String, Sendable, CaseIterable, Equatable, Comparable {
+    /// The message is not a JSON object (or not valid JSON).
+    case malformed
+    /// A field has a value its declared type cannot hold (`"abc"` for an int).
+    case typeMismatch = "type_mismatch"
+    /// A declared, non-nullable field is missing or null.
+    case missingField = "missing_field"
+    /// A number outside the range of its declared type.
+    case outOfRange = "out_of_range"
+    /// The event time is missing, not a number, or outside the supported range.
+    case badEventTime = "bad_event_time"
+    /// Arithmetic on the record overflowed (an integer `sum`, for instance).
+    case overflow
+    /// The sink's table refuses the row (NULL into NOT NULL, out of range,
+    /// too long, invalid date, charset, a CHECK constraint, ...).
+    case sinkRejected = "sink_rejected"
+
+    public static func < (a: RejectReason, b: RejectReason) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// One rejected record, as counted, logged and dead-lettered.
+public struct RejectedRecord: Sendable, Equatable {
+    /// Most bytes of a record's value kept (dead-letter `raw_value`, logs).
+    public static let maxValueBytes = 16 << 10
+
+    /// The id of the node that rejected it.
+    public var node: String
+    public var reason: RejectReason
+    /// What exactly is wrong, naming the field or column (`field 'user_id' is missing`).
+    public var message: String
+    /// Where it came from in Kafka, when the record is a source message.
+    public var topic: String?
+    public var partition: Int32?
+    public var offset: Int64?
+    /// The raw message value (sources), or the row rendered as JSON (operators,
+    /// sinks); capped at `maxValueBytes`.
+    public var value: [UInt8]
+
+    public init(node: String, reason: RejectReason, message: String, topic: String? = nil,
+                partition: Int32? = nil, offset: Int64? = nil, value: [UInt8]) {
+        self.node = node; self.reason = reason; self.message = message
+        self.topic = topic; self.partition = partition; self.offset = offset
+        self.value = value.count > Self.maxValueBytes ? Array(value.prefix(Self.maxValueBytes)) : value
+    }
+
+    /// `events/3@1200`, or the node id when the record has no Kafka origin.
+    public var origin: String {
+        guard let topic, let partition else { return "node '\(node)'" }
+        return "\(topic)/\(partition)" + (offset.map { "@\($0)" } ?? "")
+    }
+
+    /// A row rendered as a JSON object with the schema's field names (for
+    /// rows rejected after the source, which have no raw message).
+    public static func json(row: UnsafePointer<Value>, schema: Schema) -> [UInt8] {
+        var s = "{"
+        for (i, f) in schema.fields.enumerated() {
+            if i > 0 { s += "," }
+            s += jsonString(f.name) + ":"
+            switch row[i] {
+            case .null: s += "null"
+            case .bool(let b): s += b ? "true" : "false"
+            case .int(let v): s += String(v)
+            case .double(let d): s += d.isFinite ? String(d) : "null"
+            case .string(let t): s += jsonString(t)
+            }
+        }
+        return Array((s + "}").utf8)
+    }
+
+    static func jsonString(_ t: String) -> String {
+        var out = "\""
+        for u in t.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// What a sink writer needs to know to isolate the rows its table refuses:
+/// who it is (for the dead-letter rows), the policy, and where to report.
+public struct SinkContext: Sendable {
+    public var job: String
+    /// The published version being run, when the control plane knows it.
+    public var version: Int?
+    public var run: String
+    /// The sink node's id.
+    public var node: String
+    public var subtask: Int
+    /// The policy for rows the table refuses (the sink's own, else the job's).
+    public var onError: OnError
+    /// The dead-letter table (in the sink's database), when `onError` is deadLetter.
+    public var deadLetterTable: String?
+    /// Counts and logs one rejected row. Called by the writer for every row it
+    /// rejects, whatever the policy (for `fail` just before it throws).
+    public var report: @Sendable (RejectedRecord) -> Void
+
+    public init(job: String, version: Int? = nil, run: String, node: String, subtask: Int,
+                onError: OnError = .skip, deadLetterTable: String? = nil,
+                report: @escaping @Sendable (RejectedRecord) -> Void = { _ in }) {
+        self.job = job; self.version = version; self.run = run; self.node = node; self.subtask = subtask
+        self.onError = onError; self.deadLetterTable = deadLetterTable; self.report = report
+    }
+}
+
+/// The job-level and per-sink error settings of a spec.
+public struct ErrorPolicy: Sendable, Equatable {
+    public var onError: OnError = .skip
+    /// `deadLetter: { table: NAME }`.
+    public var deadLetterTable: String?
+
+    public init(onError: OnError = .skip, deadLetterTable: String? = nil) {
+        self.onError = onError; self.deadLetterTable = deadLetterTable
+    }
+}
