@@ -72,15 +72,18 @@ final class EventLog: Sendable {
         emit("metrics", ["recordsIn": m.recordsIn.load, "recordsOut": m.recordsOut.load, "decodeErrors": m.decodeErrors.load,
                          "lateRecords": m.lateRecords.load, "lag": lag, "checkpoints": m.checkpointsCompleted.load,
                          "lastCheckpointMs": ck.durationMillis, "lastCheckpointBytes": ck.bytes, "restarts": restarts,
-                         "backpressureMs": Double(backpressureNanos) / 1e6, "nodes": EventLog.nodeFigures(m)])
+                         "backpressureMs": Double(backpressureNanos) / 1e6, "rejectedRecords": m.rejectedRecords.load,
+                         "nodes": EventLog.nodeFigures(m)])
     }
 
     /// Per-node figures keyed by node id, as the metrics event and `--stats` carry them.
     static func nodeFigures(_ m: JobMetrics) -> [String: Any] {
         var nodes: [String: Any] = [:]
+        let rejected = m.rejected
         for n in m.nodes {
             nodes[n.id] = ["recordsIn": n.recordsIn, "recordsOut": n.recordsOut,
-                           "backpressureMs": Double(n.backpressureNanos) / 1e6]
+                           "backpressureMs": Double(n.backpressureNanos) / 1e6,
+                           "rejected": rejected[n.id] ?? [:]]
         }
         return nodes
     }

@@ -61,7 +61,8 @@ struct RunCommand: ParsableCommand {
             throw CLIError(describeSpecError(error, path: spec))
         }
         var options = RunOptions()
-        options.untilIdleMillis = untilIdle.map { Int64($0 * 1000) }
+        options.untilIdleMillis = untilIdle.map { Int64(min(max($0, 0), 86_400 * 365) * 1000) }
+        options.jobVersion = jobVersion
         options.log = { line in printErr("[weir] \(line)") }
 
         let dir = stateDir.map { URL(fileURLWithPath: $0) } ?? defaultStateDir(job: plan.name)
@@ -118,7 +119,7 @@ struct RunCommand: ParsableCommand {
                 "lateRecords": m.lateRecords.load, "wallSeconds": secs, "idleWaitSeconds": idle,
                 "processingSeconds": max(0.001, secs - idle), "checkpoints": m.checkpointsCompleted.load,
                 "lastCheckpointMillis": ck.durationMillis, "lastCheckpointBytes": ck.bytes,
-                "restarts": supervisor.restarts.load, "nodes": EventLog.nodeFigures(m)]
+                "restarts": supervisor.restarts.load, "rejectedRecords": m.rejectedRecords.load, "nodes": EventLog.nodeFigures(m)]
             try JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys])
                 .write(to: URL(fileURLWithPath: stats), options: .atomic)
         }

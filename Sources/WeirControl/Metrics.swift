@@ -39,7 +39,8 @@ enum PrometheusText {
         let perRun: [(String, String, String, String)] = [
             ("weir_records_in_total", "counter", "Records read by the job's live run (since its last in-process restart).", "recordsIn"),
             ("weir_records_out_total", "counter", "Records written by the job's sinks.", "recordsOut"),
-            ("weir_decode_errors_total", "counter", "Malformed or schema-violating records skipped.", "decodeErrors"),
+            ("weir_decode_errors_total", "counter", "Malformed or schema-violating records rejected by the sources.", "decodeErrors"),
+            ("weir_rejected_records_total", "counter", "Records rejected anywhere in the job (sources, operators, sinks).", "rejectedRecords"),
             ("weir_late_records_total", "counter", "Late records dropped by windows.", "lateRecords"),
             ("weir_checkpoints_total", "counter", "Checkpoints completed by the live run.", "checkpoints"),
             ("weir_checkpoint_duration_ms", "gauge", "Duration of the last completed checkpoint in milliseconds.", "lastCheckpointMs"),
@@ -63,6 +64,15 @@ enum PrometheusText {
             for r in m.runs {
                 for (node, f) in (r.metrics["nodes"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) {
                     sample(name, [("job", r.job), ("node", node)], f[key]?.double ?? 0)
+                }
+            }
+        }
+        family("weir_node_rejected_records_total", "counter",
+               "Records a node rejected (bad input, overflow, refused by the sink), by reason; handled by the job's onError policy.")
+        for r in m.runs {
+            for (node, f) in (r.metrics["nodes"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) {
+                for (reason, n) in (f["rejected"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    sample("weir_node_rejected_records_total", [("job", r.job), ("node", node), ("reason", reason)], n.double ?? 0)
                 }
             }
         }

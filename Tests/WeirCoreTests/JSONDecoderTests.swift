@@ -38,10 +38,36 @@ final class JSONDecoderTests: XCTestCase {
         XCTAssertEqual(decode(#"{"user_id": 1"#, schema: schema).1, .malformed)
         XCTAssertEqual(decode(#"{"user_id": 1} trailing"#, schema: schema).1, .malformed)
         XCTAssertEqual(decode(#"[1, 2]"#, schema: schema).1, .malformed)
-        XCTAssertEqual(decode(#"{"user_id": "seven"}"#, schema: schema).1, .typeMismatch)
-        XCTAssertEqual(decode(#"{"user_id": 1.5}"#, schema: schema).1, .typeMismatch)
-        XCTAssertEqual(decode(#"{"user_id": 1}"#, schema: schema, eventTime: "ts").1, .missingEventTime)
+        XCTAssertEqual(decode(#"{"user_id": "seven"}"#, schema: schema).1, .typeMismatch(field: 0))
+        XCTAssertEqual(decode(#"{"user_id": 1.5}"#, schema: schema).1, .typeMismatch(field: 0))
+        XCTAssertEqual(decode(#"{"user_id": 1}"#, schema: schema, eventTime: "ts").1, .badEventTime)
         // A rejected message leaves the batch untouched.
         XCTAssertEqual(decode(#"{"user_id": "x"}"#, schema: schema).0.count, 0)
+    }
+
+    func testRequiredFieldsMustBePresentAndNonNull() {
+        let s = Schema([.init("user_id", .int, nullable: false), .init("note", .string, nullable: true)])
+        XCTAssertEqual(decode(#"{"note": "x"}"#, schema: s).1, .missingField(field: 0))
+        XCTAssertEqual(decode(#"{"user_id": null, "note": "x"}"#, schema: s).1, .missingField(field: 0))
+        let (b, f) = decode(#"{"user_id": 3}"#, schema: s)
+        XCTAssertNil(f)
+        XCTAssertEqual(b.row(0), [.int(3), .null])
+    }
+
+    func testNumbersOutsideInt64AreOutOfRangeNotATrap() {
+        XCTAssertEqual(decode(#"{"user_id": 1e30}"#, schema: schema).1, .outOfRange(field: 0))
+        XCTAssertEqual(decode(#"{"user_id": 99999999999999999999}"#, schema: schema).1, .outOfRange(field: 0))
+        XCTAssertEqual(decode(#"{"user_id": -9.3e18}"#, schema: schema).1, .outOfRange(field: 0))
+    }
+
+    func testEventTimeOutsideTheSupportedRangeIsRejected() {
+        let any = Schema([.init("ts", .any)])
+        for bad in ["1e19", "-1e19", "1e300", "253402300800000", "\"soon\"", "null", "true"] {
+            XCTAssertEqual(decode(#"{"ts": \#(bad)}"#, schema: any, eventTime: "ts").1, .badEventTime, bad)
+        }
+        let (b, f) = decode(#"{"ts": 1700000000123.7}"#, schema: any, eventTime: "ts")
+        XCTAssertNil(f)
+        XCTAssertEqual(b.timestamps, [1700000000123])
+        XCTAssertEqual(decode(#"{"ts": -1000.5}"#, schema: any, eventTime: "ts").0.timestamps, [-1001])
     }
 }

@@ -128,7 +128,14 @@ final class SpecTests: XCTestCase {
           - { id: s, mem: {} }
           - { id: o, inputs: [s], out: {} }
         """
-        XCTAssertTrue(errors(direct).contains { $0.contains("declares no schema") }, "\(errors(direct))")
+        // Accepted: the source is bound to the sink table's columns when the job starts.
+        XCTAssertEqual(errors(direct), [])
+        XCTAssertEqual(try JobPlan.compile(direct, connectors: kinds).unboundSources, ["s": ["o"]])
+        // A sink that cannot tell its columns is refused at start, naming the source.
+        let directPlan = try JobPlan.compile(direct, connectors: kinds)
+        XCTAssertThrowsError(try directPlan.bindingSinkTables()) { e in
+            XCTAssertTrue("\(e)".contains("declares no schema"), "\(e)")
+        }
     }
 
     func testDurations() {
@@ -138,5 +145,9 @@ final class SpecTests: XCTestCase {
         XCTAssertEqual(parseDurationMillis("5m"), 300_000)
         XCTAssertEqual(parseDurationMillis("250"), 250)
         XCTAssertNil(parseDurationMillis("soon"))
+        XCTAssertNil(parseDurationMillis("1e300s"))
+        XCTAssertNil(parseDurationMillis("-1s"))
+        XCTAssertEqual(parseDurationMillis("3650d"), maxDurationMillis)
+        XCTAssertNil(parseDurationMillis("3651d"))
     }
 }

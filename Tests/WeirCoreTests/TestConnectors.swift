@@ -40,6 +40,8 @@ final class MemorySource: SourceConnector, @unchecked Sendable {
             if n == 0 { usleep(UInt32(min(timeoutMillis, 5)) * 1000) }
             return n
         }
+        /// Called from inside `deliver`, before the position moves on.
+        func offsetOfLastDelivered(split: Int) -> Int64? { Int64(pos[split]) }
         func progress() -> [SplitProgress] {
             data.indices.map { SplitProgress(name: splitNames[$0], nextOffset: Int64(pos[$0]), highWatermark: Int64(data[$0].count)) }
         }
@@ -47,24 +49,44 @@ final class MemorySource: SourceConnector, @unchecked Sendable {
     }
 }
 
-/// In-memory sink collecting every row written and committed.
+/// In-memory sink collecting every row written and committed, the subtask
+/// that wrote each row, and the dead letters it was handed.
 final class MemorySink: SinkConnector, @unchecked Sendable {
     let rows = Mutex<[[Value]]>([])
+    let bySubtask = Mutex<[Int: [[Value]]]>([:])
+    let deadLetters = Mutex<[RejectedRecord]>([])
     let flushes = Counter()
+    let key: [String]
+    /// A table's columns, for binding a schema-less source (nil: cannot tell).
+    let table: Schema?
+    init(rowKey: [String] = [], table: Schema? = nil) { key = rowKey; self.table = table }
+    var rowKey: [String] { key }
+    func tableSchema() throws -> Schema? { table }
     func check(schema: Schema) throws {}
-    func openWriter(subtask: Int, schema: Schema) throws -> any SinkWriter { Writer(self) }
+    func openWriter(subtask: Int, schema: Schema) throws -> any SinkWriter { Writer(self, subtask: subtask) }
     final class Writer: SinkWriter {
         let sink: MemorySink
+        let subtask: Int
         var pending: [[Value]] = []
-        init(_ s: MemorySink) { sink = s }
+        var pendingDead: [RejectedRecord] = []
+        init(_ s: MemorySink, subtask: Int) { sink = s; self.subtask = subtask }
         func write(_ batch: RecordBatch) throws { for r in 0..<batch.count { pending.append(batch.row(r)) } }
-        func flush() throws { let p = pending; pending = []; sink.rows.withLock { $0 += p }; sink.flushes.add(1) }
+        func writeDeadLetters(_ records: [RejectedRecord]) throws { pendingDead += records }
+        func flush() throws {
+            let p = pending, d = pendingDead
+            pending = []; pendingDead = []
+            sink.rows.withLock { $0 += p }
+            sink.bySubtask.withLock { $0[subtask, default: []] += p }
+            sink.deadLetters.withLock { $0 += d }
+            sink.flushes.add(1)
+        }
         func close() {}
     }
     var all: [[Value]] { rows.withLock { $0 } }
+    var dead: [RejectedRecord] { deadLetters.withLock { $0 } }
 }
 
 func memoryKinds(source: MemorySource, sink: MemorySink) -> [ConnectorKind] {
     [.source(name: "mem", make: { r in _ = r.string("name"); return source }),
-     .sink(name: "out", make: { r in _ = r.string("name"); return sink })]
+     .sink(name: "out", make: { r in _ = r.string("name"); _ = r.stringList("key"); return sink })]
 }

@@ -174,6 +174,10 @@ final class KafkaSourceReader: SourceReader {
         return partition >= 0 && Int(partition) < map.count ? map[Int(partition)] : -1
     }
 
+    func offsetOfLastDelivered(split: Int) -> Int64? {
+        split >= 0 && split < nextOffset.count && nextOffset[split] > 0 ? nextOffset[split] - 1 : nil
+    }
+
     func poll(maxMessages: Int, timeoutMillis: Int, _ deliver: (Int, UnsafeRawBufferPointer) -> Void) throws -> Int {
         guard !closed, maxMessages > 0 else { return 0 }
         if uncheckedStarts > 0 { try checkStartOffsets() }

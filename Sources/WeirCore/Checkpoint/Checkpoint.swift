@@ -61,11 +61,14 @@ public struct RestorePoint: Sendable {
     /// Node id → state files of all its subtasks.
     public var state: [String: [[UInt8]]]
     public var layouts: [String: String]
+    /// Key groups of the snapshot's keyed state (nil: unknown, not checked).
+    public var maxParallelism: Int?
 
     public init(snapshotID: String, checkpointID: Int64, run: String, nodes: [String],
-                offsets: [String: [String: Int64]], state: [String: [[UInt8]]], layouts: [String: String]) {
+                offsets: [String: [String: Int64]], state: [String: [[UInt8]]], layouts: [String: String],
+                maxParallelism: Int? = nil) {
         self.snapshotID = snapshotID; self.checkpointID = checkpointID; self.run = run; self.nodes = nodes
-        self.offsets = offsets; self.state = state; self.layouts = layouts
+        self.offsets = offsets; self.state = state; self.layouts = layouts; self.maxParallelism = maxParallelism
     }
 }
 

@@ -125,11 +125,13 @@ final class CheckpointCoordinator: @unchecked Sendable {
         cond.broadcast()
     }
 
-    /// Sources report whether all their splits are at the end (for `--until-idle`).
-    func sourceAtEnd(_ task: Int, _ atEnd: Bool) {
+    /// Sources report how long all their splits have been observed at their
+    /// end (nil: some split has lag), for `--until-idle`. The time is counted
+    /// by the source itself and excludes stalls, so a stopped process never
+    /// finds its input "complete" on waking up.
+    func sourceAtEnd(_ task: Int, atEndFor nanos: UInt64?) {
         cond.lock(); defer { cond.unlock() }
-        if atEnd { if sourcesAtEnd[task] == nil { sourcesAtEnd[task] = DispatchTime.now().uptimeNanoseconds } }
-        else { sourcesAtEnd[task] = nil }
+        if let nanos { sourcesAtEnd[task] = nanos } else { sourcesAtEnd[task] = nil }
     }
 
     func stop() {
@@ -182,9 +184,9 @@ final class CheckpointCoordinator: @unchecked Sendable {
                 var kind: BarrierKind?
                 if !requests.isEmpty { kind = requests.removeFirst() }
                 else if let limit = untilIdleNanos, sourcesAtEnd.count == sourceTasks,
-                        sourcesAtEnd.values.allSatisfy({ now &- $0 >= limit }) {
+                        sourcesAtEnd.values.allSatisfy({ $0 >= limit }) {
                     kind = .drain
-                    metrics.noteIdleWait(now &- (sourcesAtEnd.values.max() ?? now))
+                    metrics.noteIdleWait(sourcesAtEnd.values.min() ?? 0)
                 } else if let iv = settings.intervalMillis, now &- lastPeriodic >= UInt64(iv) * 1_000_000 {
                     kind = .checkpoint
                 }
@@ -197,7 +199,14 @@ final class CheckpointCoordinator: @unchecked Sendable {
                     continue
                 }
             }
-            _ = cond.wait(until: Date().addingTimeInterval(0.005))
+            // Requests and acknowledgements broadcast; otherwise wake for the next
+            // periodic trigger or timeout check, at most every 50 ms.
+            var waitNanos: UInt64 = 50_000_000
+            if pending == nil, let iv = settings.intervalMillis {
+                let due = lastPeriodic &+ UInt64(iv) * 1_000_000
+                waitNanos = min(waitNanos, due > now ? due - now : 0)
+            }
+            _ = cond.wait(until: Date().addingTimeInterval(Double(max(waitNanos, 1_000_000)) / 1e9))
         }
         cond.unlock()
     }

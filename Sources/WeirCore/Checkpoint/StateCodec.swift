@@ -46,6 +46,7 @@ public struct StateWriter {
         case .distinct(let set):
             u8(6); u32(UInt32(set.count))
             for v in set { value(v) }
+        case .overflowed: u8(7)
         }
     }
 
@@ -137,6 +138,7 @@ public struct StateReader {
             var s = Set<Value>(minimumCapacity: n)
             for _ in 0..<n { s.insert(try value()) }
             return .distinct(s)
+        case 7: return .overflowed
         case let t: throw Corrupt(description: "unknown accumulator tag \(t) at byte \(at - 1)")
         }
     }

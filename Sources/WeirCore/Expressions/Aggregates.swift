@@ -48,6 +48,11 @@ public enum Accumulator: Sendable, Equatable {
     case minMax(Value)
     case avg(sum: Double, count: Int64)
     case distinct(Set<Value>)
+    /// An integer `sum` that left Int64's range: an error for that key (and
+    /// window), never a wrapped value. The row that would carry it is rejected.
+    case overflowed
+
+    public var isOverflowed: Bool { if case .overflowed = self { return true } else { return false } }
 
     public static func initial(_ f: AggregateSpec.Function, type: ValueType) -> Accumulator {
         switch f {
@@ -63,9 +68,13 @@ public enum Accumulator: Sendable, Equatable {
     @inline(__always) public mutating func add(_ v: Value, _ f: AggregateSpec.Function) {
         if v.isNull { return }
         switch self {
-        case .count(let c): self = .count(c + 1)
+        case .count(let c): self = .count(c &+ 1)
+        case .overflowed: return
         case .sumInt(let s):
-            if case .int(let i) = v { self = .sumInt(s &+ i) } else if let d = v.asDouble { self = .sumDouble(Double(s) + d) }
+            if case .int(let i) = v {
+                let (r, o) = s.addingReportingOverflow(i)
+                self = o ? .overflowed : .sumInt(r)
+            } else if let d = v.asDouble { self = .sumDouble(Double(s) + d) }
         case .sumDouble(let s): if let d = v.asDouble { self = .sumDouble(s + d) }
         case .minMax(let cur):
             if cur.isNull { self = .minMax(v); return }
@@ -82,7 +91,10 @@ public enum Accumulator: Sendable, Equatable {
     public mutating func merge(_ o: Accumulator, _ f: AggregateSpec.Function) {
         switch (self, o) {
         case (.count(let a), .count(let b)): self = .count(a + b)
-        case (.sumInt(let a), .sumInt(let b)): self = .sumInt(a &+ b)
+        case (.sumInt(let a), .sumInt(let b)):
+            let (r, o) = a.addingReportingOverflow(b)
+            self = o ? .overflowed : .sumInt(r)
+        case (_, .overflowed): self = .overflowed
         case (.sumInt(let a), .sumDouble(let b)): self = .sumDouble(Double(a) + b)
         case (.sumDouble(let a), .sumInt(let b)): self = .sumDouble(a + Double(b))
         case (.sumDouble(let a), .sumDouble(let b)): self = .sumDouble(a + b)
@@ -101,6 +113,7 @@ public enum Accumulator: Sendable, Equatable {
         case .minMax(let v): return v
         case .avg(let s, let c): return c == 0 ? .null : .double(s / Double(c))
         case .distinct(let set): return .int(Int64(set.count))
+        case .overflowed: return .null
         }
     }
 }

@@ -169,7 +169,7 @@ public enum ExprCompiler {
             let f = fs[0]
             return make(cs[0].type) { row in
                 switch f(row) {
-                case .int(let i): return .int(i < 0 ? -i : i)
+                case .int(let i): return i == .min ? .double(-Double(i)) : .int(i < 0 ? -i : i)
                 case .double(let d): return .double(Swift.abs(d))
                 default: return .null
                 }
@@ -216,7 +216,7 @@ public enum ExprCompiler {
 
 @inline(__always) func negate(_ v: Value) -> Value {
     switch v {
-    case .int(let i): return .int(0 &- i)
+    case .int(let i): return i == .min ? .double(-Double(i)) : .int(-i)
     case .double(let d): return .double(-d)
     default: return .null
     }
@@ -224,11 +224,13 @@ public enum ExprCompiler {
 
 @inline(__always) func arithmetic(_ op: Expr.BinaryOp, _ x: Value, _ y: Value) -> Value {
     if case .int(let a) = x, case .int(let b) = y, op != .div {
+        // Integer results that do not fit 64 bits are computed in double
+        // precision instead: never a wrapped value, never a trap.
         switch op {
-        case .add: return .int(a &+ b)
-        case .sub: return .int(a &- b)
-        case .mul: return .int(a &* b)
-        case .mod: return b == 0 ? .null : .int(a % b)
+        case .add: let (r, o) = a.addingReportingOverflow(b); return o ? .double(Double(a) + Double(b)) : .int(r)
+        case .sub: let (r, o) = a.subtractingReportingOverflow(b); return o ? .double(Double(a) - Double(b)) : .int(r)
+        case .mul: let (r, o) = a.multipliedReportingOverflow(by: b); return o ? .double(Double(a) * Double(b)) : .int(r)
+        case .mod: return b == 0 ? .null : (b == -1 ? .int(0) : .int(a % b))
         default: break
         }
     }

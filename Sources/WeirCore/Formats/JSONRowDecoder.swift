@@ -19,16 +19,54 @@ public struct JSONRowDecoder: Sendable {
     private let types: [ValueType]
     private var row: [Value]
 
+    /// Fields that must be present and non-null (declared without `?`).
+    private let required: [Int]
+
+    /// Event times outside this range (years 0001 to 9999, in epoch
+    /// milliseconds) are rejected, so that window and watermark arithmetic on
+    /// them can never overflow.
+    public static let eventTimeRange: ClosedRange<Int64> = -62_135_596_800_000 ... 253_402_300_799_999
+
     public init(schema: Schema, eventTimeField: String?) {
         self.schema = schema
         self.names = schema.fields.map { Array($0.name.utf8) }
         self.types = schema.fields.map(\.type)
         self.eventTimeIndex = eventTimeField.flatMap { schema.index(of: $0) }
+        self.required = schema.fields.indices.filter { !schema.fields[$0].nullable }
         self.row = Array(repeating: .null, count: schema.count)
     }
 
-    /// Why a message was rejected.
-    public enum Failure: Sendable { case malformed, typeMismatch, missingEventTime }
+    /// Why a message was rejected (the field is an index into `schema`).
+    public enum Failure: Sendable, Equatable {
+        case malformed
+        case typeMismatch(field: Int)
+        case outOfRange(field: Int)
+        case missingField(field: Int)
+        case badEventTime
+
+        public var reason: RejectReason {
+            switch self {
+            case .malformed: return .malformed
+            case .typeMismatch: return .typeMismatch
+            case .outOfRange: return .outOfRange
+            case .missingField: return .missingField
+            case .badEventTime: return .badEventTime
+            }
+        }
+
+        /// What is wrong, naming the field.
+        public func message(schema: Schema, eventTimeField: String?) -> String {
+            func name(_ i: Int) -> String { "'\(schema.fields[i].name)'" }
+            switch self {
+            case .malformed: return "the value is not a JSON object"
+            case .typeMismatch(let f): return "field \(name(f)) is not a \(schema.fields[f].type)"
+            case .outOfRange(let f): return "field \(name(f)) is out of range for a \(schema.fields[f].type) (64-bit integers)"
+            case .missingField(let f): return "field \(name(f)) is missing or null (declare it as \(schema.fields[f].type)? if it may be)"
+            case .badEventTime:
+                return "the event time '\(eventTimeField ?? "")' is missing, not a number, or outside years 0001-9999 (epoch milliseconds)"
+            }
+        }
+    }
 
     /// Decodes one message and appends it to `batch`; returns nil on success.
     public mutating func decode(_ bytes: UnsafeRawBufferPointer, into batch: inout RecordBatch) -> Failure? {
@@ -63,7 +101,10 @@ public struct JSONRowDecoder: Sendable {
                 let field = kEscaped ? nil : match(s.p + kStart, kLen)
                 if let f = field {
                     guard let v = s.value() else { return .malformed }
-                    guard let converted = convert(v, types[f]) else { return .typeMismatch }
+                    guard let converted = convert(v, types[f]) else {
+                        if types[f] == .int, case .double(let d) = v, d.rounded() == d { return .outOfRange(field: f) }
+                        return .typeMismatch(field: f)
+                    }
                     row[f] = converted
                 } else {
                     guard s.skipValue() else { return .malformed }
@@ -76,12 +117,13 @@ public struct JSONRowDecoder: Sendable {
         }
         s.skipWS()
         if s.i != s.end { return .malformed }
+        for f in required where row[f].isNull { return .missingField(field: f) }
         var ts = RecordBatch.noTimestamp
         if let e = eventTimeIndex {
             switch row[e] {
-            case .int(let t): ts = t
-            case .double(let d) where d.isFinite: ts = Int64(d)
-            default: return .missingEventTime
+            case .int(let t) where JSONRowDecoder.eventTimeRange.contains(t): ts = t
+            case .double(let d) where d >= -62_135_596_800_000 && d <= 253_402_300_799_999: ts = Int64(d.rounded(.down))
+            default: return .badEventTime
             }
         }
         timestamp = ts

@@ -36,6 +36,36 @@ struct AggregateFolder {
     }
 }
 
+/// Rows whose aggregates overflowed (an integer `sum` beyond Int64): each is
+/// rejected under the job's policy instead of being emitted with a wrong value.
+struct OverflowRejects {
+    var rejections: Rejections?
+    var schema = Schema([])
+    private var rows: [[Value]] = []
+
+    @inline(__always) static func overflowed(_ accs: [Accumulator]) -> Bool {
+        for a in accs where a.isOverflowed { return true }
+        return false
+    }
+
+    mutating func add(_ row: [Value]) { rows.append(row) }
+
+    /// Counts, logs and (dead letter) passes on the collected rows.
+    mutating func flush(_ out: Output) throws {
+        guard !rows.isEmpty else { return }
+        let taken = rows
+        rows = []
+        var forward: [RejectedRecord] = []
+        for row in taken {
+            let value = row.withUnsafeBufferPointer { RejectedRecord.json(row: $0.baseAddress!, schema: schema) }
+            let r = RejectedRecord(node: rejections?.node ?? "", reason: .overflow,
+                                   message: "an integer sum left the 64-bit range", value: value)
+            if try rejections?.reject(r) == true { forward.append(r) }
+        }
+        try out.emitRejects(forward)
+    }
+}
+
 /// `keyBy` + `aggregate` without a window: a continuously updated result per
 /// key. After each input batch it emits the new result of every key the
 /// batch touched (one row per key), which an upsert sink turns into the
@@ -47,6 +77,7 @@ final class ContinuousAggregateOperator: StreamOperator {
     var state: [GroupKey: [Accumulator]] = [:]
     private var touched: [GroupKey] = []
     private var touchedSet: Set<GroupKey> = []
+    var overflow = OverflowRejects()
 
     init(keyFields: [Int], aggregates: [AggregateSpec], outArity: Int) {
         self.keyFields = keyFields
@@ -68,13 +99,16 @@ final class ContinuousAggregateOperator: StreamOperator {
         }
         var res = RecordBatch(arity: outArity, capacity: touched.count)
         for key in touched {
+            let accs = state[key]!
+            if OverflowRejects.overflowed(accs) { overflow.add(key.values + accs.map(\.result)); continue }
             res.values.append(contentsOf: key.values)
-            for acc in state[key]! { res.values.append(acc.result) }
+            for acc in accs { res.values.append(acc.result) }
             res.timestamps.append(maxTs)
         }
         touched.removeAll(keepingCapacity: true)
         touchedSet.removeAll(keepingCapacity: true)
         try out.emit(res)
+        try overflow.flush(out)
     }
 }
 
@@ -90,6 +124,7 @@ final class WindowAggregateOperator: StreamOperator {
     let outArity: Int
     let metrics: JobMetrics
     var currentWatermark = Int64.min
+    var overflow = OverflowRejects()
 
     /// Tumbling and sliding: window start → key → accumulators.
     var panes: [Int64: [GroupKey: [Accumulator]]] = [:]
@@ -224,9 +259,14 @@ final class WindowAggregateOperator: StreamOperator {
             earliestSessionEnd = next
         }
         try out.emit(res)
+        try overflow.flush(out)
     }
 
     @inline(__always) private func append(_ res: inout RecordBatch, _ key: GroupKey, _ start: Int64, _ end: Int64, _ accs: [Accumulator]) {
+        if OverflowRejects.overflowed(accs) {
+            overflow.add(key.values + [.int(start), .int(end)] + accs.map(\.result))
+            return
+        }
         switch key {
         case .one(let a): res.values.append(a)
         case .two(let a, let b): res.values.append(a); res.values.append(b)

@@ -76,6 +76,20 @@ public final class Output {
         }
     }
 
+    /// Rejected records for the dead-letter table: passed through chained
+    /// operators; a keyed exchange sends them to one subtask only.
+    public func emitRejects(_ rs: [RejectedRecord]) throws {
+        if rs.isEmpty { return }
+        for t in targets {
+            switch t {
+            case .chained(_, let out): try out.emitRejects(rs)
+            case .forward(let ch, let input): if !ch.send(input, .rejects(rs)) { throw CancellationError() }
+            case .keyed(let ex):
+                if !ex.channels[ex.input % ex.channels.count].send(ex.input, .rejects(rs)) { throw CancellationError() }
+            }
+        }
+    }
+
     /// End of stream: chained operators finish first, then channels get `.end`.
     public func emitEnd() throws {
         for t in targets {

@@ -13,6 +13,10 @@ public enum StreamElement: Sendable {
     case barrier(Barrier)
     /// The run stops after a stop-with-snapshot (no windows fire).
     case stop
+    /// Records rejected upstream, on their way to the dead-letter table. They
+    /// travel in-band so that they belong to the same epoch as the records
+    /// around them (written exactly once with the sink's transaction).
+    case rejects([RejectedRecord])
 }
 
 /// A bounded multi-producer, single-consumer queue of stream elements: the

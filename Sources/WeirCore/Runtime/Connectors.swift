@@ -38,6 +38,14 @@ public protocol SourceReader: AnyObject {
 
     /// Releases the underlying client. Called once.
     func close()
+
+    /// The offset of the message last handed to `deliver` for this split (for
+    /// naming a rejected record); nil when the source has no offsets.
+    func offsetOfLastDelivered(split: Int) -> Int64?
+}
+
+extension SourceReader {
+    public func offsetOfLastDelivered(split: Int) -> Int64? { nil }
 }
 
 /// A configured source (one `kafka:` node, for instance).
@@ -86,6 +94,10 @@ public protocol SinkConnector: Sendable {
     /// The fields identifying a row in the target (an upsert key), if any: the
     /// runtime routes rows by them so that two subtasks never write the same row.
     var rowKey: [String] { get }
+    /// The fields the target takes, typed from it (a table's columns; NOT NULL
+    /// without a default: not nullable), for a sink fed by a source without a
+    /// declared schema. nil when the sink cannot tell.
+    func tableSchema() throws -> Schema?
 }
 
 extension SinkConnector {
@@ -93,6 +105,7 @@ extension SinkConnector {
         try openWriter(subtask: context.subtask, schema: schema)
     }
     public var rowKey: [String] { [] }
+    public func tableSchema() throws -> Schema? { nil }
 }
 
 /// The declaration of a connector kind (`kafka`, `mysql`): it turns the

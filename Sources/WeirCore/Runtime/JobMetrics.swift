@@ -17,6 +17,21 @@ public final class JobMetrics: Sendable {
     public let recordsOut = Counter()
     public let decodeErrors = Counter()
     public let lateRecords = Counter()
+    /// Records rejected anywhere in the job (source, operators, sinks).
+    public let rejectedRecords = Counter()
+    private let rejectionsByNode = Mutex<[Rejections]>([])
+
+    func register(rejections: [Rejections]) { rejectionsByNode.withLock { $0 = rejections } }
+
+    /// Rejected records per node id and reason (nodes without any left out).
+    public var rejected: [String: [String: Int]] {
+        var out: [String: [String: Int]] = [:]
+        for r in rejectionsByNode.withLock({ $0 }) {
+            let by = r.byReason
+            if !by.isEmpty { out[r.node] = Dictionary(uniqueKeysWithValues: by.map { ($0.key.rawValue, $0.value) }) }
+        }
+        return out
+    }
     private let splits = Mutex<[String: SplitProgress]>([:])
     /// Longest time a source subtask spent waiting at the end of its input
     /// before `untilIdle` ended it (excluded from processing time in benchmarks).

@@ -19,6 +19,8 @@ public struct RunOptions: Sendable {
     public var log: @Sendable (String) -> Void = { _ in }
     /// Receives lifecycle events (running, snapshots, restarts).
     public var onEvent: @Sendable (RunEvent) -> Void = { _ in }
+    /// The published version being run (recorded with dead-letter rows).
+    public var jobVersion: Int?
 
     public init() {}
 }
@@ -150,8 +152,50 @@ public final class JobRunner: Sendable {
         return "keys=\(keys.map { input.fields[$0].name }.joined(separator: ","));window=\(w);aggs=\(aggs.map { "\($0.name):\($0.function.rawValue)" }.joined(separator: ","))"
     }
 
+    /// The fields a node's inbox is partitioned by: an aggregate's keys, an
+    /// upsert sink's row key (at parallelism > 1); nil for a forward inbox.
+    static func exchangeKeys(_ n: PlannedNode, _ sinkKey: [Int]?) -> [Int]? {
+        if case .aggregate(let keys, _, _) = n.kind { return keys }
+        return sinkKey
+    }
+
+    /// Every node's rejection handling; a node's dead letters go to the first sink downstream of it.
+    func makeRejections(_ consumers: [[Int]]) -> [Rejections] {
+        func firstSink(_ i: Int) -> String? {
+            var seen: Set<Int> = [], frontier = [i], sinks: [Int] = []
+            while let c = frontier.popLast() {
+                guard seen.insert(c).inserted else { continue }
+                if plan.nodes[c].isSink { sinks.append(c) } else { frontier += consumers[c] }
+            }
+            return sinks.min().map { plan.nodes[$0].id }
+        }
+        return plan.nodes.indices.map { i in
+            let n = plan.nodes[i]
+            let policy = n.errors ?? plan.spec.errors
+            return Rejections(node: n.id, policy: policy.onError, deadLetterSink: firstSink(i), metrics: metrics, log: options.log)
+        }
+    }
+
+    /// After a cancel: commits every prepared epoch whose checkpoint completed
+    /// (a cancel never undoes a completed checkpoint), then rolls back the rest.
+    /// If such a commit fails, nothing is rolled back: the epochs stay prepared
+    /// and recovery resolves each by whether its checkpoint completed.
+    static func settleOnCancel(_ t: any TransactionalSinkWriter, completedID: Int64) {
+        var ok = true
+        for e in t.preparedEpochs where e <= completedID {
+            do { try t.commit(epoch: e) } catch { ok = false }
+        }
+        if ok { t.abortAll() }
+    }
+
     /// Checks a restore point against the plan (node ids, state layouts).
     func checkRestore(_ r: RestorePoint) throws {
+        if let m = r.maxParallelism, m != plan.maxParallelism, r.state.values.contains(where: { !$0.isEmpty }),
+           plan.nodes.contains(where: { n in if case .aggregate = n.kind { return r.state[n.id] != nil } else { return false } }) {
+            throw WeirError(.invalidSpec, subject: "snapshot \(r.snapshotID)",
+                            "its keyed state is split into maxParallelism \(m) key groups, but the job says maxParallelism \(plan.maxParallelism); keys would land in the wrong groups",
+                            suggestion: "set maxParallelism: \(m) (it is fixed for the life of the state; parallelism may change), or start without the snapshot")
+        }
         let ids = Set(plan.nodes.map(\.id))
         let withState = Set(r.state.keys.filter { !$0.isEmpty }).union(r.offsets.keys)
         let missing = withState.subtracting(ids).sorted()
@@ -172,6 +216,8 @@ public final class JobRunner: Sendable {
 
     /// Runs the job on the calling thread until it finishes, stops, is cancelled or fails.
     public func run() throws -> RunOutcome {
+        // Sources without a schema that feed a sink take the sink table's columns.
+        let plan = try self.plan.bindingSinkTables()
         let p = plan.parallelism
         if let r = restore { try checkRestore(r) }
         // 1. Check sinks, resolve leftover transactions, discover source splits.
@@ -181,9 +227,15 @@ public final class JobRunner: Sendable {
             switch n.kind {
             case .sink(_, let sink):
                 try sink.check(schema: n.schema)
-                if let ck = checkpointing, ck.intervalMillis != nil, let tx = sink as? any TransactionalSinkConnector {
+                if let ck = checkpointing, let tx = sink as? any TransactionalSinkConnector {
+                    // Leftovers of every sink node of the job (renamed ones too): committed when a
+                    // snapshot in this store or in the lineage of the one being restored covers them.
                     let isCompleted = ck.isCompleted
-                    let (c, r) = try tx.recover(job: plan.name, node: n.id) { isCompleted($0.scope.run, $0.epoch) }
+                    let lineage = restore.map { ($0.run, $0.checkpointID) }
+                    let (c, r) = try tx.recover(job: plan.name, node: nil) { t in
+                        if let (run, id) = lineage, t.scope.run == run, t.epoch <= id { return true }
+                        return isCompleted(t.scope.run, t.epoch)
+                    }
                     if !c.isEmpty || !r.isEmpty {
                         options.log("\(n.id): resolved leftover transactions: \(c.count) committed (checkpoint had completed), \(r.count) rolled back")
                     }
@@ -213,6 +265,18 @@ public final class JobRunner: Sendable {
 
         // 2. Decide which nodes get their own inbox and which are chained.
         let consumers: [[Int]] = plan.nodes.indices.map { i in plan.nodes.indices.filter { plan.nodes[$0].inputs.contains(i) } }
+        let rejections = makeRejections(consumers)
+        metrics.register(rejections: rejections)
+        // An upsert sink at parallelism > 1 gets its rows routed by its row key, so two
+        // subtasks never hold locks on the same rows in concurrent transactions.
+        var sinkKeys: [Int: [Int]] = [:]
+        for (i, n) in plan.nodes.enumerated() where p > 1 {
+            guard case .sink(_, let sink) = n.kind, !sink.rowKey.isEmpty else { continue }
+            let input = plan.nodes[n.inputs[0]].schema
+            let idx = sink.rowKey.compactMap { k in input.index(of: k) ?? input.names.firstIndex { $0.lowercased() == k.lowercased() } }
+            if idx.count == sink.rowKey.count { sinkKeys[i] = idx }
+        }
+        let deadLetterSinkOf = Dictionary(uniqueKeysWithValues: rejections.compactMap { r in r.deadLetterSink.map { (r.node, $0) } })
         func chained(_ i: Int) -> Bool {
             let n = plan.nodes[i]
             switch n.kind {
@@ -230,11 +294,16 @@ public final class JobRunner: Sendable {
         let firstEpoch = checkpointing?.firstCheckpointID ?? 1
         var writers: [any SinkWriter] = []
         var cleanShutdown = false
+        var coordinator: CheckpointCoordinator?
         defer {
+            let cancelled = state.withLock { $0.cancelled }
+            // The coordinator is stopped and joined by now: no checkpoint completes after this.
+            let completed = coordinator?.completedID.load(ordering: .acquiring) ?? -1
             for w in writers {
-                if !cleanShutdown, state.withLock({ $0.cancelled }), let t = w as? any TransactionalSinkWriter { t.abortAll() }
+                if !cleanShutdown, cancelled, let t = w as? any TransactionalSinkWriter { JobRunner.settleOnCancel(t, completedID: completed) }
                 w.close()
             }
+            rejections.forEach { $0.flushLog() }
         }
         var ops: [[(any StreamOperator)?]] = Array(repeating: Array(repeating: nil, count: p), count: plan.nodes.count)
         let outs: [[Output]] = plan.nodes.map { _ in (0..<p).map { _ in Output() } }
@@ -248,10 +317,14 @@ public final class JobRunner: Sendable {
                 case .aggregate(let keys, let window, let aggs):
                     let op: any StatefulOperator
                     if let window {
-                        op = WindowAggregateOperator(keyFields: keys, window: window, aggregates: aggs,
-                                                     outArity: n.schema.count, metrics: metrics)
+                        let w = WindowAggregateOperator(keyFields: keys, window: window, aggregates: aggs,
+                                                        outArity: n.schema.count, metrics: metrics)
+                        w.overflow.rejections = rejections[i]; w.overflow.schema = n.schema
+                        op = w
                     } else {
-                        op = ContinuousAggregateOperator(keyFields: keys, aggregates: aggs, outArity: n.schema.count)
+                        let c = ContinuousAggregateOperator(keyFields: keys, aggregates: aggs, outArity: n.schema.count)
+                        c.overflow.rejections = rejections[i]; c.overflow.schema = n.schema
+                        op = c
                     }
                     if let files = restore?.state[n.id] {
                         let range = KeyGroups.range(subtask: j, parallelism: p, maxParallelism: plan.maxParallelism)
@@ -262,14 +335,20 @@ public final class JobRunner: Sendable {
                     }
                     ops[i][j] = op
                 case .sink(_, let sink):
+                    let rej = rejections[i]
+                    let policy = n.errors ?? plan.spec.errors
+                    let context = SinkContext(job: plan.name, version: options.jobVersion, run: runID, node: n.id, subtask: j,
+                                              onError: policy.onError, deadLetterTable: policy.deadLetterTable,
+                                              report: { r in _ = try? rej.reject(r) })
                     if transactional, let tx = sink as? any TransactionalSinkConnector {
                         let w = try tx.openTransactionalWriter(
-                            scope: SinkTransactionScope(job: plan.name, run: runID, node: n.id, subtask: j), schema: n.schema)
+                            scope: SinkTransactionScope(job: plan.name, run: runID, node: n.id, subtask: j), context: context,
+                            schema: n.schema)
                         try w.begin(epoch: firstEpoch)
                         writers.append(w)
                         ops[i][j] = SinkOperator(writer: w, metrics: metrics)
                     } else {
-                        let w = try sink.openWriter(subtask: j, schema: n.schema)
+                        let w = try sink.openWriter(context: context, schema: n.schema)
                         writers.append(w)
                         ops[i][j] = SinkOperator(writer: w, metrics: metrics)
                     }
@@ -284,7 +363,7 @@ public final class JobRunner: Sendable {
                     let out = outs[i][j]
                     if chained(c) {
                         out.targets.append(.chained(ops[c][j]!, outs[c][j]))
-                    } else if case .aggregate(let keys, _, _) = cn.kind {
+                    } else if let keys = JobRunner.exchangeKeys(cn, sinkKeys[c]) {
                         out.targets.append(.keyed(KeyedExchange(channels: inbox[c]!, input: edge * p + j, keyFields: keys,
                                                                 maxParallelism: plan.maxParallelism, arity: n.schema.count)))
                     } else {
@@ -307,6 +386,7 @@ public final class JobRunner: Sendable {
                                           untilIdleMillis: options.untilIdleMillis, metrics: metrics, log: options.log,
                                           onEvent: options.onEvent)
         state.withLock { $0.channels = inbox.values.flatMap { $0 }; $0.coordinator = coord }
+        coordinator = coord
         let counters = plan.nodes.enumerated().map { i, n in
             NodeCounters(id: n.id, inputs: n.inputs.map { plan.nodes[$0].id }, inbox: inbox[i] ?? [])
         }
@@ -325,7 +405,8 @@ public final class JobRunner: Sendable {
                     let mine = splits.indices.filter { $0 % p == j }
                     let task = SourceTask(node: n, subtask: j, taskIndex: sourceIndex, connector: sources[i]!, splitIndices: mine,
                                           eventTime: eventTime, restoredWatermarks: watermarks, output: outs[i][j],
-                                          options: options, metrics: metrics, counters: counters[i], coordinator: coord,
+                                          options: options, metrics: metrics, counters: counters[i], rejections: rejections[i],
+                                          coordinator: coord,
                                           stop: { [self] in stopFlag.load(ordering: .relaxed) },
                                           firstRecord: { [self] in noteFirstRecord() })
                     sourceIndex += 1
@@ -334,12 +415,13 @@ public final class JobRunner: Sendable {
             } else if let chans = inbox[i] {
                 for j in 0..<p {
                     // Keyed inboxes hear from every upstream subtask, forward ones from the same index only.
-                    let keyed: Bool = { if case .aggregate = n.kind { return true } else { return false } }()
+                    let keyed = JobRunner.exchangeKeys(n, sinkKeys[i]) != nil
                     let task = InboxTask(node: n, subtask: j, channel: chans[j], inputs: n.inputs.count * (keyed ? p : 1),
                                          op: ops[i][j]!, output: outs[i][j],
                                          flushIntervalMillis: n.isSink ? options.sinkFlushIntervalMillis : nil,
                                          keyGroups: KeyGroups.range(subtask: j, parallelism: p, maxParallelism: plan.maxParallelism),
-                                         maxParallelism: plan.maxParallelism, coordinator: coord)
+                                         maxParallelism: plan.maxParallelism, coordinator: coord,
+                                         deadLetterSinkOf: deadLetterSinkOf)
                     tasks.append(("\(n.id)#\(j)", task.run))
                 }
             }
@@ -348,7 +430,8 @@ public final class JobRunner: Sendable {
         options.log("started \(plan.name) run \(runID): \(plan.nodes.count) nodes × \(p) subtasks, \(tasks.count) threads"
                     + (transactional ? ", checkpoint every \(config.intervalMillis!) ms" : ""))
         options.onEvent(.running(run: runID, restoredFrom: restore?.snapshotID))
-        let coordThread = Thread { coord.run() }
+        let coordDone = DispatchSemaphore(value: 0)
+        let coordThread = Thread { coord.run(); coordDone.signal() }
         coordThread.name = "checkpoints"
         coordThread.start()
         let group = DispatchGroup()
@@ -364,6 +447,7 @@ public final class JobRunner: Sendable {
         }
         group.wait()
         coord.stop()
+        coordDone.wait()
         let final = state.withLock { ($0.error, $0.cancelled) }
         if let e = final.0 { throw e }
         if final.1 { return .cancelled }
@@ -406,15 +490,16 @@ final class SourceTask: @unchecked Sendable {
     let options: RunOptions
     let metrics: JobMetrics
     let counters: NodeCounters
+    let rejections: Rejections
     let coordinator: CheckpointCoordinator
     let stop: @Sendable () -> Bool
     let firstRecord: @Sendable () -> Void
 
     init(node: PlannedNode, subtask: Int, taskIndex: Int, connector: any SourceConnector, splitIndices: [Int],
          eventTime: EventTimeSpec?, restoredWatermarks: [String: Int64], output: Output, options: RunOptions,
-         metrics: JobMetrics, counters: NodeCounters, coordinator: CheckpointCoordinator,
+         metrics: JobMetrics, counters: NodeCounters, rejections: Rejections, coordinator: CheckpointCoordinator,
          stop: @escaping @Sendable () -> Bool, firstRecord: @escaping @Sendable () -> Void) {
-        self.firstRecord = firstRecord; self.counters = counters
+        self.firstRecord = firstRecord; self.counters = counters; self.rejections = rejections
         self.node = node; self.subtask = subtask; self.taskIndex = taskIndex; self.connector = connector
         self.splitIndices = splitIndices; self.eventTime = eventTime; self.restoredWatermarks = restoredWatermarks
         self.output = output; self.options = options; self.metrics = metrics; self.coordinator = coordinator; self.stop = stop
@@ -445,12 +530,21 @@ final class SourceTask: @unchecked Sendable {
         let names = reader.splitNames
         let n = names.count
         var splitMax = names.map { restoredWatermarks[$0] ?? .min }
-        var lastActive = [UInt64](repeating: DispatchTime.now().uptimeNanoseconds, count: n)
+        // Idleness: a split counts as idle only after it has been seen at its end
+        // (no lag) and silent for the idle timeout. Time is counted per loop
+        // iteration and capped, so a process stall (SIGSTOP), a blocked sink or a
+        // slow broker never adds up to idleness: a split with unread records is never idle.
+        var quietNanos = [UInt64](repeating: 0, count: n)
+        var hasLag = [Bool](repeating: true, count: n)
+        var lastLoop = DispatchTime.now().uptimeNanoseconds
         var touched = [Bool](repeating: false, count: n)
         var emitted = Int64.min
         var idle = false
         var lastProgress: UInt64 = 0
-        var errorsLogged = 0
+        var atEndNanos: UInt64 = 0
+        let topics = names.map(SourceTask.topicPartition)
+        var rejected: [RejectedRecord] = []
+        var rejectError: (any Error)?
         var lastBarrier: Int64 = -1
         var sentFirst = false
         let arity = node.schema.count
@@ -489,12 +583,12 @@ final class SourceTask: @unchecked Sendable {
             let got = try reader.poll(maxMessages: options.pollBatchSize, timeoutMillis: 10) { idx, bytes in
                 if let failure = decoder.decodeRow(bytes) {
                     bad += 1
-                    if errorsLogged < 5 {
-                        errorsLogged += 1
-                        let what = failure == .malformed ? "is not a JSON object" :
-                            (failure == .typeMismatch ? "has a value of the wrong type" : "has no numeric '\(eventTime?.field ?? "")'")
-                        options.log("\(node.id): skipped a record of \(names[idx]) that \(what)")
-                    }
+                    touched[idx] = true
+                    let r = RejectedRecord(node: node.id, reason: failure.reason,
+                                           message: failure.message(schema: node.schema, eventTimeField: eventTime?.field),
+                                           topic: topics[idx].0, partition: topics[idx].1,
+                                           offset: reader.offsetOfLastDelivered(split: idx), value: Array(bytes))
+                    do { if try rejections.reject(r) { rejected.append(r) } } catch { if rejectError == nil { rejectError = error } }
                     return
                 }
                 touched[idx] = true
@@ -513,18 +607,35 @@ final class SourceTask: @unchecked Sendable {
                 output.count(got - bad)
                 pipeline!.countBatch(rows: got - bad)
             }
+            if let e = rejectError { throw e }
             if !batch.isEmpty {
                 if !sentFirst { sentFirst = true; firstRecord() }
                 try (pipeline?.output ?? output).emit(batch)
                 batch = RecordBatch(arity: batchArity, capacity: options.pollBatchSize)
             }
+            if !rejected.isEmpty {
+                // After the batch and before the next barrier: same epoch as the records around them.
+                try output.emitRejects(rejected)
+                rejected.removeAll()
+            }
             let now = DispatchTime.now().uptimeNanoseconds
+            let step = min(now &- lastLoop, SourceTask.maxIdleStepNanos)
+            lastLoop = now
+            if now &- lastProgress > 200_000_000 || got == 0 {
+                lastProgress = now
+                let progress = reader.progress()
+                metrics.update(progress)
+                for k in 0..<min(n, progress.count) { hasLag[k] = !progress[k].atEnd }
+                // --until-idle counts only time spent observing the end, never a stall.
+                if progress.allSatisfy(\.atEnd) { atEndNanos &+= step } else { atEndNanos = 0 }
+                coordinator.sourceAtEnd(taskIndex, atEndFor: progress.allSatisfy(\.atEnd) ? atEndNanos : nil)
+            }
             if eventTime != nil {
                 var wm = Int64.max
                 var anyActive = false
                 for k in 0..<n {
-                    if touched[k] { lastActive[k] = now; touched[k] = false }
-                    if now &- lastActive[k] < idleNanos {
+                    if touched[k] || hasLag[k] { quietNanos[k] = 0; touched[k] = false } else { quietNanos[k] &+= step }
+                    if quietNanos[k] < idleNanos {
                         anyActive = true
                         let w = splitMax[k] == .min ? .min : splitMax[k] - ooo - 1
                         wm = min(wm, w)
@@ -542,13 +653,16 @@ final class SourceTask: @unchecked Sendable {
                     output.emitIdle()
                 }
             }
-            if now &- lastProgress > 200_000_000 || got == 0 {
-                lastProgress = now
-                let progress = reader.progress()
-                metrics.update(progress)
-                coordinator.sourceAtEnd(taskIndex, progress.allSatisfy(\.atEnd))
-            }
         }
+    }
+
+    /// The most one loop iteration adds to a split's quiet time (a longer gap is a stall, not silence).
+    static let maxIdleStepNanos: UInt64 = 100_000_000
+
+    /// `events/3` → ("events", 3); a split name without a partition keeps its whole name as the topic.
+    static func topicPartition(_ split: String) -> (String?, Int32?) {
+        guard let slash = split.lastIndex(of: "/"), let p = Int32(split[split.index(after: slash)...]) else { return (split, nil) }
+        return (String(split[..<slash]), p)
     }
 }
 
@@ -567,6 +681,8 @@ final class InboxTask: @unchecked Sendable {
     let keyGroups: ClosedRange<Int>
     let maxParallelism: Int
     let coordinator: CheckpointCoordinator
+    /// Node id → the sink that writes its dead letters.
+    let deadLetterSinkOf: [String: String]
 
     private var wms: [Int64]
     private var idle: [Bool]
@@ -582,7 +698,9 @@ final class InboxTask: @unchecked Sendable {
     private var finished = false
 
     init(node: PlannedNode, subtask: Int, channel: Channel, inputs: Int, op: any StreamOperator, output: Output,
-         flushIntervalMillis: Int64?, keyGroups: ClosedRange<Int>, maxParallelism: Int, coordinator: CheckpointCoordinator) {
+         flushIntervalMillis: Int64?, keyGroups: ClosedRange<Int>, maxParallelism: Int, coordinator: CheckpointCoordinator,
+         deadLetterSinkOf: [String: String]) {
+        self.deadLetterSinkOf = deadLetterSinkOf
         self.node = node; self.subtask = subtask
         self.channel = channel; self.inputs = inputs; self.op = op; self.output = output
         self.flushIntervalMillis = flushIntervalMillis; self.keyGroups = keyGroups
@@ -632,6 +750,13 @@ final class InboxTask: @unchecked Sendable {
         case .idle:
             idle[i] = true
             try recompute()
+        case .rejects(let rs):
+            if let sink {
+                let mine = rs.filter { deadLetterSinkOf[$0.node] == node.id }
+                if !mine.isEmpty { try sink.writer.writeDeadLetters(mine) }
+            } else {
+                try output.emitRejects(rs)
+            }
         case .barrier(let b):
             if aligning == nil { aligning = b }
             if !blocked[i] { blocked[i] = true; blockedCount += 1 }
@@ -690,8 +815,13 @@ final class InboxTask: @unchecked Sendable {
         while !finished {
             let received: Channel.Received
             if isSink {
-                let wait = transactional ? (prepared.isEmpty ? 0.2 : 0.005) : interval
-                received = channel.receive(before: min(lastFlush.addingTimeInterval(interval), Date().addingTimeInterval(wait)))
+                // A transactional sink commits on checkpoint completion, not on a timer: it
+                // waits for input, looking at the coordinator often only while an epoch is
+                // prepared. A plain sink wakes for its next flush. Both deadlines advance,
+                // so an idle sink sleeps.
+                let deadline = transactional ? Date().addingTimeInterval(prepared.isEmpty ? 0.2 : 0.005)
+                                             : lastFlush.addingTimeInterval(interval)
+                received = channel.receive(before: max(deadline, Date().addingTimeInterval(0.001)))
             } else {
                 received = channel.receive().map { .element($0.0, $0.1) } ?? .cancelled
             }

@@ -3,8 +3,10 @@ import Synchronization
 
 /// Runs a job with its restart strategy: when a run fails (a subtask threw,
 /// a connector broke), it starts a new run in-process from the latest
-/// completed snapshot, up to `restart.attempts` times with `restart.delay`
-/// between them, then gives up with the last error.
+/// completed snapshot, up to `restart.attempts` times, waiting `restart.delay`
+/// and doubling it for each further attempt (at most a minute), then gives up
+/// with the last error. A run that was healthy for a while before it failed
+/// starts a fresh count.
 public final class JobSupervisor: Sendable {
     public let plan: JobPlan
     public let options: RunOptions
@@ -39,23 +41,41 @@ public final class JobSupervisor: Sendable {
                                    allowNonRestoredState: allowNonRestoredState)
             current.withLock { $0 = runner }
             if cancelled.load(ordering: .relaxed) { return .cancelled }
+            let started = DispatchTime.now().uptimeNanoseconds
             do {
                 return try runner.run()
-            } catch let e as WeirError where e.code == .invalidSpec {
-                throw e  // a restart cannot fix the spec or the snapshot's compatibility
+            } catch let e as WeirError where e.code == .invalidSpec || e.code == .badRecord {
+                throw e  // a restart cannot fix the spec, the snapshot's compatibility, or a record replayed as it was
             } catch {
+                // A run that was healthy for a while (checkpoints completed) starts a fresh count.
+                let ranMillis = Int64((DispatchTime.now().uptimeNanoseconds &- started) / 1_000_000)
+                if runner.metrics.checkpointsCompleted.load > 0 && ranMillis >= JobSupervisor.healthyMillis(plan.spec.restart) { attempt = 0 }
                 attempt += 1
                 guard attempt <= plan.spec.restart.attempts, !cancelled.load(ordering: .relaxed) else { throw error }
+                let delay = JobSupervisor.backoffMillis(plan.spec.restart, attempt: attempt)
                 options.log("run \(runner.runID) failed: \(error)")
-                options.log("restarting (attempt \(attempt) of \(plan.spec.restart.attempts)) in \(plan.spec.restart.delayMillis) ms from the latest snapshot")
+                options.log("restarting (attempt \(attempt) of \(plan.spec.restart.attempts)) in \(delay) ms from the latest snapshot")
                 restarts.add(1)
                 options.onEvent(.restarting(attempt: attempt, of: plan.spec.restart.attempts, error: "\(error)"))
-                Thread.sleep(forTimeInterval: Double(plan.spec.restart.delayMillis) / 1000)
+                Thread.sleep(forTimeInterval: Double(delay) / 1000)
                 if cancelled.load(ordering: .relaxed) { return .cancelled }
                 restore = try latestRestorePoint() ?? firstRestore
             }
         }
     }
+
+    /// The wait before restart `attempt` (1-based): the configured delay,
+    /// doubled for each further attempt, at most 60 s (or the delay itself if longer).
+    static func backoffMillis(_ r: JobSpec.RestartSettings, attempt: Int) -> Int64 {
+        let cap = max(r.delayMillis, 60_000)
+        var d = r.delayMillis
+        for _ in 1..<max(1, min(attempt, 40)) { d = min(cap, d &* 2) }
+        return d
+    }
+
+    /// How long a run must have been up (with a completed checkpoint) for its
+    /// failure to start a fresh count of attempts.
+    static func healthyMillis(_ r: JobSpec.RestartSettings) -> Int64 { max(60_000, r.delayMillis &* 10) }
 
     public func cancel() {
         cancelled.store(true, ordering: .relaxed)

@@ -1,3 +1,6 @@
+import Foundation
+import Synchronization
+
 /// Record-level error isolation: what happens to one record that cannot be
 /// processed (a malformed message, a value the declared type cannot hold, an
 /// aggregate that overflowed, a row the sink's table refuses).
@@ -13,7 +16,7 @@ public enum OnError: String, Sendable, CaseIterable, Equatable {
     case skip
     /// As skip, and write the record to the dead-letter table.
     case deadLetter
-    /// Fail the job, naming the record (the restart strategy then applies).
+    /// Fail the job, naming the record (no restart: a replay would meet the same record).
     case fail
 }
 
@@ -139,5 +142,98 @@ public struct ErrorPolicy: Sendable, Equatable {
 
     public init(onError: OnError = .skip, deadLetterTable: String? = nil) {
         self.onError = onError; self.deadLetterTable = deadLetterTable
+    }
+}
+
+/// One node's handling of the records it rejects, shared by its subtasks:
+/// counts per reason, a rate-limited log (the first few records in full,
+/// then one summary line per interval, never a line per record), and the
+/// policy: skip, pass on for the dead-letter table, or fail the job.
+final class Rejections: Sendable {
+    let node: String
+    let policy: OnError
+    /// The sink node that writes this node's dead letters (the first sink downstream).
+    let deadLetterSink: String?
+    private let counts: [RejectReason: Counter]
+    private let metrics: JobMetrics
+    private let log: @Sendable (String) -> Void
+    static let fullLogLines = 5
+    static let summaryIntervalNanos: UInt64 = 10_000_000_000
+
+    private struct LogState {
+        var logged = 0
+        var suppressed: [RejectReason: Int] = [:]
+        var lastSummary: UInt64 = 0
+    }
+    private let logState = Mutex(LogState())
+
+    init(node: String, policy: OnError, deadLetterSink: String?, metrics: JobMetrics, log: @escaping @Sendable (String) -> Void) {
+        self.node = node; self.policy = policy; self.deadLetterSink = deadLetterSink
+        self.metrics = metrics; self.log = log
+        var c: [RejectReason: Counter] = [:]
+        for r in RejectReason.allCases { c[r] = Counter() }
+        counts = c
+    }
+
+    /// Rejected records so far, per reason (reasons with none left out).
+    var byReason: [RejectReason: Int] {
+        var out: [RejectReason: Int] = [:]
+        for (r, c) in counts where c.load > 0 { out[r] = c.load }
+        return out
+    }
+
+    /// Counts and logs one rejected record; throws under `onError: fail`.
+    /// Returns true when the record should travel on to the dead-letter table.
+    func reject(_ r: RejectedRecord) throws -> Bool {
+        counts[r.reason]!.add(1)
+        metrics.rejectedRecords.add(1)
+        note(r)
+        switch policy {
+        case .skip: return false
+        case .deadLetter: return deadLetterSink != nil
+        case .fail:
+            throw WeirError(.badRecord, subject: "record \(r.origin) at node '\(node)'",
+                            "\(r.message) (\(r.reason.rawValue)); value: \(RejectedRecord.preview(r.value))",
+                            suggestion: "fix the record upstream, or set onError: skip (count and drop bad records) or deadLetter (keep them in a table)")
+        }
+    }
+
+    private func note(_ r: RejectedRecord) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let line: String? = logState.withLock { s in
+            if s.logged < Rejections.fullLogLines {
+                s.logged += 1
+                if s.logged == Rejections.fullLogLines { s.lastSummary = now }
+                return "\(node): rejected record \(r.origin) (\(r.reason.rawValue)): \(r.message); value: \(RejectedRecord.preview(r.value))"
+                    + (s.logged == Rejections.fullLogLines ? " [further rejections are summarised every \(Rejections.summaryIntervalNanos / 1_000_000_000) s]" : "")
+            }
+            s.suppressed[r.reason, default: 0] += 1
+            guard now &- s.lastSummary >= Rejections.summaryIntervalNanos else { return nil }
+            return takeSummary(&s, now)
+        }
+        if let line { log(line) }
+    }
+
+    private func takeSummary(_ s: inout LogState, _ now: UInt64) -> String? {
+        guard !s.suppressed.isEmpty else { return nil }
+        let total = s.suppressed.values.reduce(0, +)
+        let parts = s.suppressed.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
+        s.suppressed = [:]
+        s.lastSummary = now
+        return "\(node): \(total) more record\(total == 1 ? "" : "s") rejected (\(parts)); policy \(policy.rawValue)"
+    }
+
+    /// Logs what the summary has not said yet (at the end of a run).
+    func flushLog() {
+        let line = logState.withLock { s in takeSummary(&s, DispatchTime.now().uptimeNanoseconds) }
+        if let line { log(line) }
+    }
+}
+
+extension RejectedRecord {
+    /// The first 200 characters of a value, for log lines and error messages.
+    static func preview(_ v: [UInt8]) -> String {
+        let s = String(decoding: v.prefix(200), as: UTF8.self)
+        return v.count > 200 ? s + "…" : s
     }
 }

@@ -17,6 +17,8 @@ public struct WeirError: Error, Sendable, CustomStringConvertible, Equatable {
         case mysql = "mysql_error"
         case unsupportedLibrary = "unsupported_library"
         case io = "io_error"
+        /// A record rejected under `onError: fail`.
+        case badRecord = "bad_record"
         case internalError = "internal_error"
     }
 

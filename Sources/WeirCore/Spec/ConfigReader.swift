@@ -62,6 +62,10 @@ public struct ConfigReader: @unchecked Sendable {
     public mutating func durationMillis(_ key: String, required: Bool = false) -> Int64? {
         guard let s = string(key, required: required) else { return nil }
         if let ms = parseDurationMillis(s) { return ms }
+        if durationIsOutOfRange(s) {
+            fail(key, "\(s) is out of range (at most \(maxDurationMillis / 86_400_000)d)")
+            return nil
+        }
         fail(key, "'\(s)' is not a duration (use e.g. 500ms, 2s, 5m, 1h)")
         return nil
     }
@@ -134,15 +138,31 @@ public struct ConfigReader: @unchecked Sendable {
     }
 }
 
-/// Parses `500ms`, `2s`, `1.5s`, `5m`, `1h`, `1d` or a bare millisecond count.
+/// The longest duration a spec may give (ten years): window sizes, gaps and
+/// timeouts stay far from Int64's range, so no arithmetic on them can overflow.
+public let maxDurationMillis: Int64 = 3650 * 86_400_000
+
+/// Parses `500ms`, `2s`, `1.5s`, `5m`, `1h`, `1d` or a bare millisecond count;
+/// nil for anything else, including durations above `maxDurationMillis`.
 public func parseDurationMillis(_ text: String) -> Int64? {
+    guard let d = durationValue(text), d <= Double(maxDurationMillis) else { return nil }
+    return Int64(d)
+}
+
+/// A well-formed duration that is too long (`1e300s`).
+func durationIsOutOfRange(_ text: String) -> Bool {
+    guard let d = durationValue(text) else { return false }
+    return d > Double(maxDurationMillis)
+}
+
+private func durationValue(_ text: String) -> Double? {
     let s = text.trimmingCharacters(in: .whitespaces).lowercased()
     let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
     for (suffix, factor) in units where s.hasSuffix(suffix) {
         let num = s.dropLast(suffix.count)
-        if let d = Double(num), d >= 0 { return Int64(d * factor) }
+        if let d = Double(num), d >= 0, d.isFinite { return (d * factor).rounded(.down) }
     }
-    if let i = Int64(s), i >= 0 { return i }
+    if let d = Double(s), d >= 0, d.isFinite, d.rounded() == d { return d }
     return nil
 }
 

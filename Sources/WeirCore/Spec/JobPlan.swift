@@ -4,6 +4,10 @@ public struct JobPlan: Sendable {
     public let spec: JobSpec
     /// Nodes in topological order (inputs before the nodes that read them).
     public let nodes: [PlannedNode]
+    /// Sources without a declared schema whose records reach a sink unchanged
+    /// (source id → those sink ids): their fields are bound to the sinks'
+    /// table columns when the job starts (`bindingSinkTables`).
+    public var unboundSources: [String: [String]] = [:]
 
     public var name: String { spec.name }
     public var parallelism: Int { spec.parallelism }
@@ -18,6 +22,8 @@ public struct PlannedNode: Sendable {
     public let inputs: [Int]
     public let schema: Schema
     public let kind: Kind
+    /// The sink's error policy (the job's unless the sink overrides it).
+    public var errors: ErrorPolicy? = nil
 
     public enum Kind: Sendable {
         case source(connector: String, any SourceConnector, eventTime: EventTimeSpec?)
@@ -38,7 +44,8 @@ extension JobPlan {
         try compile(try JobSpec.parse(text, connectors: connectors))
     }
 
-    public static func compile(_ spec: JobSpec) throws -> JobPlan {
+    /// - Parameter bound: schemas to use for sources that declare none (from `bindingSinkTables`).
+    public static func compile(_ spec: JobSpec, bound: [String: Schema] = [:]) throws -> JobPlan {
         let order = topologicalOrder(spec.nodes)
         let byID = Dictionary(uniqueKeysWithValues: spec.nodes.map { ($0.id, $0) })
         var errors: [WeirError] = []
@@ -46,6 +53,7 @@ extension JobPlan {
         var planned: [PlannedNode] = []
         var index: [String: Int] = [:]
         let inferred = inferSourceFields(spec.nodes)
+        var unbound: [String: [String]] = [:]
 
         for id in order {
             let n = byID[id]!
@@ -71,7 +79,7 @@ extension JobPlan {
             let out: Schema
             switch n.kind {
             case .source(let cname, let src, let settings):
-                if let declared = settings.schema {
+                if let declared = settings.schema ?? bound[n.id] {
                     out = declared
                 } else {
                     var fields = inferred[n.id] ?? []
@@ -136,11 +144,10 @@ extension JobPlan {
             case .union:
                 kind = .union; out = input
             case .sink(let cname, let sink):
-                if let open = undeclaredSourceFeeding(n.id, byID) {
-                    fail("inputs", "the fields reaching this sink come straight from source '\(open)', which declares no schema: add schema: { field: type, ... } to it, or a select before the sink")
-                    continue
-                }
-                if input.fields.isEmpty {
+                if let open = undeclaredSourceFeeding(n.id, byID), bound[open] == nil {
+                    // Bound to the table's columns when the job starts.
+                    unbound[open, default: []].append(n.id)
+                } else if input.fields.isEmpty {
                     fail("inputs", "the records reaching this sink have no known fields: declare the source's schema: {...}")
                     continue
                 }
@@ -148,10 +155,44 @@ extension JobPlan {
             }
             schemas[id] = out
             index[id] = planned.count
-            planned.append(PlannedNode(id: id, path: n.path, inputs: inputIdx, schema: out, kind: kind))
+            planned.append(PlannedNode(id: id, path: n.path, inputs: inputIdx, schema: out, kind: kind, errors: n.errors))
         }
         if !errors.isEmpty { throw SpecErrors(errors) }
-        return JobPlan(spec: spec, nodes: planned)
+        return JobPlan(spec: spec, nodes: planned, unboundSources: unbound)
+    }
+
+    /// Binds every source without a declared schema that feeds a sink
+    /// unchanged to the columns of that sink's target (typed from the table;
+    /// a column that is NOT NULL without a default makes its field required),
+    /// plus the fields the job itself reads, and recompiles. A plan without
+    /// such sources is returned as it is.
+    public func bindingSinkTables() throws -> JobPlan {
+        guard !unboundSources.isEmpty else { return self }
+        var bound: [String: Schema] = [:]
+        for (sourceID, sinkIDs) in unboundSources.sorted(by: { $0.key < $1.key }) {
+            guard let source = nodes.first(where: { $0.id == sourceID }) else { continue }
+            var fields: [Schema.Field] = []
+            var requiredEverywhere: [String: Bool] = [:]
+            for sinkID in sinkIDs {
+                guard let sink = nodes.first(where: { $0.id == sinkID }), case .sink(_, let conn) = sink.kind else { continue }
+                guard let table = try conn.tableSchema() else {
+                    throw WeirError(.invalidSpec, subject: "\(sink.path) ('\(sinkID)')",
+                                    "its records come straight from source '\(sourceID)', which declares no schema, and this sink cannot tell its fields",
+                                    suggestion: "add schema: { field: type, ... } to the source, or a select before the sink")
+                }
+                let names = Set(table.fields.map { $0.name.lowercased() })
+                for f in table.fields where !fields.contains(where: { $0.name.lowercased() == f.name.lowercased() }) { fields.append(f) }
+                for f in fields { requiredEverywhere[f.name.lowercased()] = (requiredEverywhere[f.name.lowercased()] ?? true) && names.contains(f.name.lowercased()) }
+                for f in table.fields where f.nullable { requiredEverywhere[f.name.lowercased()] = false }
+            }
+            fields = fields.map { f in Schema.Field(f.name, f.type, nullable: !(requiredEverywhere[f.name.lowercased()] ?? false)) }
+            // Fields the job reads (filters, event time) that the table lacks stay, untyped.
+            for f in source.schema.fields where !fields.contains(where: { $0.name.lowercased() == f.name.lowercased() }) {
+                fields.append(Schema.Field(f.name, .any))
+            }
+            bound[sourceID] = Schema(fields)
+        }
+        return try JobPlan.compile(spec, bound: bound)
     }
 
     static func topologicalOrder(_ nodes: [NodeSpec]) -> [String] {

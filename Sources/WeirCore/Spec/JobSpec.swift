@@ -8,6 +8,8 @@ public struct JobSpec: Sendable {
     public var maxParallelism: Int
     public var checkpoint: CheckpointSettings
     public var restart: RestartSettings
+    /// `onError:` and `deadLetter:` of the job (sinks may override them).
+    public var errors: ErrorPolicy = ErrorPolicy()
     public var nodes: [NodeSpec]
 
     /// Periodic snapshot settings (`checkpoint: { interval, retain, timeout }`).
@@ -31,6 +33,8 @@ public struct NodeSpec: Sendable {
     public var kind: Kind
     /// Location in the spec, e.g. `nodes[2]`.
     public var path: String
+    /// A sink's own `onError:` / `deadLetter:` (nil: the job's).
+    public var errors: ErrorPolicy?
 
     public enum Kind: Sendable {
         case source(connector: String, source: any SourceConnector, settings: SourceSettings)
@@ -101,6 +105,7 @@ extension JobSpec {
             if let d = r.durationMillis("delay") { restart.delayMillis = d }
             top.absorb(r, allowed: ["attempts", "delay"])
         }
+        let jobErrors = parseErrorPolicy(&top, inherited: nil) ?? ErrorPolicy()
         var nodes: [NodeSpec] = []
         var errors: [WeirError] = []
         var failedIDs: Set<String> = []
@@ -111,7 +116,10 @@ extension JobSpec {
                 let path = "nodes[\(i)]"
                 guard let m = raw as? SpecMapping else { errors.append(.spec(path, "expected a mapping with 'id'")); continue }
                 var r = ConfigReader(path: path, mapping: m)
-                if let n = parseNode(&r, connectors: connectors) { nodes.append(n) }
+                if var n = parseNode(&r, connectors: connectors) {
+                    if case .sink = n.kind { n.errors = parseErrorPolicy(&r, inherited: jobErrors) }
+                    nodes.append(n)
+                }
                 else if let id = m["id"] as? String { failedIDs.insert(id) }
                 if !r.errors.contains(where: { $0.message.hasPrefix("unknown field") }) { r.rejectUnknown() }
                 errors.append(contentsOf: r.errors)
@@ -124,7 +132,36 @@ extension JobSpec {
         errors.append(contentsOf: checkGraph(nodes, failedIDs: failedIDs))
         if !errors.isEmpty { throw SpecErrors(errors) }
         return JobSpec(name: name, parallelism: parallelism, maxParallelism: maxParallelism,
-                       checkpoint: checkpoint, restart: restart, nodes: nodes)
+                       checkpoint: checkpoint, restart: restart, errors: jobErrors, nodes: nodes)
+    }
+
+    /// `onError: skip | deadLetter | fail` and `deadLetter: { table: NAME }`, at
+    /// the job's top level or on a sink node (which inherits the job's).
+    static func parseErrorPolicy(_ r: inout ConfigReader, inherited: ErrorPolicy?) -> ErrorPolicy? {
+        let text = r.string("onError")
+        var table: String?
+        if var d = r.mapping("deadLetter") {
+            table = d.string("table", required: true)
+            if let t = table, t.isEmpty || t.utf8.count > 64 || t.contains("`") {
+                d.fail("table", "'\(t)' is not a valid table name")
+                table = nil
+            }
+            r.absorb(d, allowed: ["table"])
+        }
+        guard text != nil || table != nil else { return inherited }
+        var policy = inherited ?? ErrorPolicy()
+        if let table { policy.deadLetterTable = table }
+        if let text {
+            if let p = OnError(rawValue: text) { policy.onError = p } else {
+                var msg = "unknown policy '\(text)' (expected skip, deadLetter or fail)"
+                if let b = closestMatch(text, in: OnError.allCases.map(\.rawValue)) { msg += "; did you mean '\(b)'?" }
+                r.fail("onError", msg)
+            }
+        }
+        if policy.onError == .deadLetter && policy.deadLetterTable == nil {
+            r.fail("onError", "onError: deadLetter needs a table: add deadLetter: { table: weir_dead_letters }")
+        }
+        return policy
     }
 
     static func isValidID(_ s: String) -> Bool {
@@ -215,12 +252,14 @@ extension JobSpec {
         if var m = c.mapping("schema") {
             var fields: [Schema.Field] = []
             for (name, t) in m.mapping.pairs {
-                guard let ts = t as? String, let type = ValueType(name: ts) else {
-                    m.fail(name, "unknown type '\(t)' (use int, double, string, bool)")
+                let text = (t as? String)?.trimmingCharacters(in: .whitespaces) ?? ""
+                let optional = text.hasSuffix("?")
+                guard let type = ValueType(name: optional ? String(text.dropLast()) : text) else {
+                    m.fail(name, "unknown type '\(t)' (use int, double, string, bool, or int? ... for a field that may be missing or null)")
                     continue
                 }
                 _ = m.has(name)
-                fields.append(.init(name, type))
+                fields.append(.init(name, type, nullable: optional || type == .any))
             }
             c.absorb(m)
             s.schema = Schema(fields)

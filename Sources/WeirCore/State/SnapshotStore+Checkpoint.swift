@@ -38,7 +38,8 @@ extension LoadedSnapshot {
         var state: [String: [[UInt8]]] = [:]
         for f in manifest.state { state[f.node, default: []].append(try read(f)) }
         return RestorePoint(snapshotID: manifest.id, checkpointID: manifest.checkpointID, run: manifest.run,
-                            nodes: manifest.nodes, offsets: manifest.offsets, state: state, layouts: manifest.layouts)
+                            nodes: manifest.nodes, offsets: manifest.offsets, state: state, layouts: manifest.layouts,
+                            maxParallelism: manifest.maxParallelism)
     }
 }
 

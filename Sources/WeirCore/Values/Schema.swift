@@ -6,7 +6,12 @@ public struct Schema: Sendable, Equatable, CustomStringConvertible {
     public struct Field: Sendable, Equatable {
         public var name: String
         public var type: ValueType
-        public init(_ name: String, _ type: ValueType) { self.name = name; self.type = type }
+        /// False for a declared field without `?` (`user_id: int`): a source
+        /// rejects a record in which it is missing or null.
+        public var nullable: Bool
+        public init(_ name: String, _ type: ValueType, nullable: Bool = true) {
+            self.name = name; self.type = type; self.nullable = nullable
+        }
     }
 
     public var fields: [Field]
