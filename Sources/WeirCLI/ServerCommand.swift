@@ -56,11 +56,17 @@ struct ServerCommand: ParsableCommand {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw CLIError("--weir-binary \(binary) is not an executable file")
         }
-        let settings = ControlSettings(
+        var settings = ControlSettings(
             home: homeURL, weirBinary: binary,
             validate: { text in try JobPlan.compile(text, connectors: connectorKinds).name },
             log: { line in printErr("[weir server] \(SnapshotManifest.timestamp(Date())) \(line)") })
+        settings.checkRestore = { previous, next, allow in
+            try JobRunner.checkCanRestore(try JobPlan.compile(next, connectors: connectorKinds),
+                                          snapshotOf: try JobPlan.compile(previous, connectors: connectorKinds),
+                                          allowNonRestoredState: allow)
+        }
         do {
+            let settings = settings
             try runBlocking { try await ControlServer.run(host: host, port: port, token: bearer, settings: settings) }
         } catch let e as CLIError {
             throw e

@@ -17,6 +17,10 @@ public struct ControlSettings: Sendable {
     public var validate: @Sendable (String) throws -> String
     /// Receives the server's log lines (already masked).
     public var log: @Sendable (String) -> Void
+    /// Checks that a snapshot of a run of the first spec could be restored by
+    /// the second (allowing dropped state or not); throws why not. Used by
+    /// publish-and-run before it stops anything.
+    public var checkRestore: @Sendable (_ previous: String, _ next: String, _ allowNonRestoredState: Bool) throws -> Void = { _, _, _ in }
 
     public init(home: URL, weirBinary: String, validate: @escaping @Sendable (String) throws -> String,
                 log: @escaping @Sendable (String) -> Void) {
@@ -217,6 +221,20 @@ actor JobLifecycle {
             try store.insertOperation(op)
             log("job '\(name)': publish refused: \(message)")
             throw APIError(422, "invalid_spec", message, suggestion: suggestion)
+        }
+        if let run, run.restoreFromStop, let lr = live[name], let running = try store.version(job: name, number: lr.row.version) {
+            // Refuse before stopping anything: the current run stays untouched.
+            do { try settings.checkRestore(running.spec, j.draft, run.allowNonRestoredState) } catch {
+                let message = "the new version cannot restore the stop snapshot of running version \(lr.row.version): \(JobLifecycle.describeSpecError(error))"
+                let suggestion = "keep the node ids, keys, windows, aggregates and maxParallelism of stateful nodes, or publish with allowNonRestoredState, or without restoreFromStop; the running version was not stopped"
+                var op = newOperation(name, type, params: .object(["description": .string(description)]))
+                op.status = .failed
+                op.finishedAt = Clock.now()
+                op.error = OperationError(code: "snapshot_incompatible", message: message, suggestion: suggestion)
+                try store.insertOperation(op)
+                log("job '\(name)': publish-and-run refused: \(message)")
+                throw APIError(422, "snapshot_incompatible", message, suggestion: suggestion)
+            }
         }
         let v = try store.insertVersion(job: name, description: description, spec: j.draft)
         try? writeVersionFile(v)

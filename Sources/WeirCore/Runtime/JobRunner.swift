@@ -152,6 +152,20 @@ public final class JobRunner: Sendable {
         return "keys=\(keys.map { input.fields[$0].name }.joined(separator: ","));window=\(w);aggs=\(aggs.map { "\($0.name):\($0.function.rawValue)" }.joined(separator: ","))"
     }
 
+    /// Checks that a snapshot taken by a run of `previous` could be restored
+    /// by `plan` (node ids, state layouts, maxParallelism) before anything is
+    /// stopped: publish-and-run refuses an incompatible version up front.
+    public static func checkCanRestore(_ plan: JobPlan, snapshotOf previous: JobPlan, allowNonRestoredState: Bool) throws {
+        var state: [String: [[UInt8]]] = [:], layouts: [String: String] = [:], offsets: [String: [String: Int64]] = [:]
+        for n in previous.nodes {
+            if let l = layout(n, previous) { layouts[n.id] = l; state[n.id] = [[]] }
+            if n.isSource { offsets[n.id] = [:] }
+        }
+        let r = RestorePoint(snapshotID: "the stop snapshot of the running version", checkpointID: 0, run: "", nodes: previous.nodes.map(\.id),
+                             offsets: offsets, state: state, layouts: layouts, maxParallelism: previous.maxParallelism)
+        try JobRunner(plan: plan, restore: r, allowNonRestoredState: allowNonRestoredState).checkRestore(r)
+    }
+
     /// The fields a node's inbox is partitioned by: an aggregate's keys, an
     /// upsert sink's row key (at parallelism > 1); nil for a forward inbox.
     static func exchangeKeys(_ n: PlannedNode, _ sinkKey: [Int]?) -> [Int]? {
@@ -449,7 +463,16 @@ public final class JobRunner: Sendable {
         coord.stop()
         coordDone.wait()
         let final = state.withLock { ($0.error, $0.cancelled) }
-        if let e = final.0 { throw e }
+        if let e = final.0 {
+            // The stop snapshot completed before the failure (typically a sink's final
+            // commit): everything up to it is durable and its prepared transactions are
+            // committed by recovery when the job next runs. The stop is honest and done.
+            if let sid = coord.completedStop {
+                options.log("stopped with snapshot \(sid), but finishing the run failed: \(e); its prepared sink transactions are committed when the job next runs")
+                return .stopped(snapshotID: sid)
+            }
+            throw e
+        }
         if final.1 { return .cancelled }
         cleanShutdown = true
         if let sid = coord.completedStop { return .stopped(snapshotID: sid) }
