@@ -394,6 +394,35 @@ def test_restoring_into_a_version_without_a_stateful_node_needs_allow_non_restor
     server.cli("stop", job, "--wait")
 
 
+def test_publish_and_run_refuses_an_incompatible_version_before_stopping_anything(tmp_path, server, names, db, job):
+    create_tables(db)
+    topic = names["topic"]
+    produce(topic, 0, 3_000)
+    v1 = job_spec(job, topic, names["db"])
+    server.cli("create", job, "--file", spec_file(tmp_path, v1, "v1.yaml"))
+    server.cli("publish", job, "--description", "v1", "--run", "--wait")
+    run1 = server.job(job)["run"]
+    wait_exact(db, topic, 3_000)
+    # v2 changes the stateful node's aggregates (state layout) and maxParallelism.
+    for change, words in ((v1.replace('total: "sum(amount)"', 'total: "max(amount)"'), "layout"),
+                          (v1.replace("parallelism: 2\n", "parallelism: 2\nmaxParallelism: 64\n"), "maxParallelism")):
+        server.cli("draft", job, "--file", spec_file(tmp_path, change, "v2.yaml"))
+        p = server.cli("publish", job, "--description", "incompatible", "--run", "--stop-current", "--snapshot",
+                       "--restore-from-stop", "--wait", check=False)
+        assert p.returncode != 0, p.stdout
+        assert words in p.stderr and "was not stopped" in p.stderr, p.stderr
+        j = server.job(job)
+        # The running version is untouched: same run, same process, no stop snapshot, no new version.
+        assert j["status"] == "running" and j["run"]["id"] == run1["id"] and pid_alive(run1["pid"]), j
+        assert j["latestVersion"] == 1
+        assert not [s for s in server.api("GET", f"/api/v1/jobs/{job}/snapshots").json if s["kind"] == "stop"]
+    failed = [o for o in server.api("GET", f"/api/v1/jobs/{job}/operations").json if o["status"] == "failed"]
+    assert len(failed) == 2 and all(o["error"]["code"] == "snapshot_incompatible" for o in failed), failed
+    produce(topic, 3_000, 1_000)
+    wait_exact(db, topic, 4_000)
+    server.cli("stop", job, "--wait")
+
+
 def test_killed_run_falls_back_to_stopped_with_a_warning(tmp_path, server, names, db, job):
     create_tables(db)
     topic = names["topic"]

@@ -135,4 +135,6 @@ def test_malformed_records_are_counted_and_skipped(tmp_path, names, db):
     assert sum(expected.values()) == 3000
     assert stats["decodeErrors"] == n_bad
     assert stats["recordsIn"] == 3000 + n_bad
-    assert stats["nodes"]["events"] == {"recordsIn": 3000 + n_bad, "recordsOut": 3000, "backpressureMs": 0}
+    assert stats["nodes"]["events"] == {"recordsIn": 3000 + n_bad, "recordsOut": 3000, "backpressureMs": 0,
+                                        "rejected": {"malformed": 4, "type_mismatch": 1}}
+    assert stats["rejectedRecords"] == n_bad
