@@ -46,7 +46,7 @@ final class KafkaSourceReader: SourceReader {
             ("enable.auto.offset.store", "false"),
             ("enable.partition.eof", "true"),      // tells us when a partition (even an empty one) is drained
             ("auto.offset.reset", "error"),        // an out-of-range start offset is an error, not a silent skip
-            ("fetch.wait.max.ms", "50"),
+            ("fetch.wait.max.ms", "500"),          // the broker answers as soon as data arrives; idle fetches sleep
             ("fetch.queue.backoff.ms", "20"),      // librdkafka >= 2.4 otherwise pauses 1 s when its queue fills
             ("fetch.error.backoff.ms", "100"),
             ("queued.min.messages", "20000"),

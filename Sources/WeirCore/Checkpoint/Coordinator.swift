@@ -20,6 +20,8 @@ final class CheckpointCoordinator: @unchecked Sendable {
     struct Pending {
         var barrier: Barrier
         var started: UInt64
+        /// The run's activity figure when the barrier was triggered.
+        var activity: Int? = nil
         var acks: [TaskAck] = []
         /// When the last acknowledgement arrived.
         var lastAck: UInt64 = 0
@@ -51,6 +53,12 @@ final class CheckpointCoordinator: @unchecked Sendable {
     private let sourceTasks: Int
     private let untilIdleNanos: UInt64?
     private var drained = false
+    /// Records moved through the run so far (in, out, rejected, late), read
+    /// before each periodic trigger: when nothing moved since the last
+    /// completed checkpoint, the next one would hold exactly the same offsets,
+    /// state and (empty) sink epochs, so it is skipped. An idle job stays idle.
+    private let activity: (@Sendable () -> Int)?
+    private var activityAtLastCheckpoint: Int?
 
     /// Highest checkpoint id known complete (sinks commit up to it).
     let completedID = Atomic<Int64>(-1)
@@ -60,8 +68,10 @@ final class CheckpointCoordinator: @unchecked Sendable {
 
     init(settings: CheckpointConfig, job: String, run: String, nodes: [String], parallelism: Int, maxParallelism: Int,
          layouts: [String: String], expectedAcks: Int, sourceTasks: Int, untilIdleMillis: Int64?, metrics: JobMetrics,
-         log: @escaping @Sendable (String) -> Void, onEvent: @escaping @Sendable (RunEvent) -> Void = { _ in }) {
+         log: @escaping @Sendable (String) -> Void, onEvent: @escaping @Sendable (RunEvent) -> Void = { _ in },
+         activity: (@Sendable () -> Int)? = nil) {
         self.onEvent = onEvent
+        self.activity = activity
         self.settings = settings; self.job = job; self.runID = run; self.nodes = nodes
         self.parallelism = parallelism; self.maxParallelism = maxParallelism; self.layouts = layouts
         self.expectedAcks = expectedAcks; self.sourceTasks = sourceTasks
@@ -156,6 +166,7 @@ final class CheckpointCoordinator: @unchecked Sendable {
                     outcomes[p.barrier.id] = outcome
                     if case .completed(let sid) = outcome {
                         completedID.store(p.barrier.id, ordering: .releasing)
+                        if let a = p.activity { activityAtLastCheckpoint = a }
                         if p.barrier.kind == .stop { stopSnapshot = sid }
                     }
                     else {
@@ -188,13 +199,17 @@ final class CheckpointCoordinator: @unchecked Sendable {
                     kind = .drain
                     metrics.noteIdleWait(sourcesAtEnd.values.min() ?? 0)
                 } else if let iv = settings.intervalMillis, now &- lastPeriodic >= UInt64(iv) * 1_000_000 {
-                    kind = .checkpoint
+                    if let a = activity?(), a == activityAtLastCheckpoint {
+                        lastPeriodic = now  // nothing moved since the last checkpoint: skip this one
+                    } else {
+                        kind = .checkpoint
+                    }
                 }
                 if let kind {
                     let b = Barrier(id: nextID, kind: kind)
                     nextID += 1
                     if kind == .drain { drained = true }
-                    pending = Pending(barrier: b, started: now)
+                    pending = Pending(barrier: b, started: now, activity: kind == .checkpoint ? activity?() : nil)
                     cond.broadcast()
                     continue
                 }

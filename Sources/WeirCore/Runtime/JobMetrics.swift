@@ -79,6 +79,13 @@ public final class JobMetrics: Sendable {
         }
     }
 
+    /// A figure that grows whenever a record moves anywhere in the run (read,
+    /// emitted by a node, rejected, dropped late); unchanged means nothing moved.
+    var activity: Int {
+        let nodes = nodeCounters.withLock { $0 }
+        return nodes.reduce(recordsIn.load &+ rejectedRecords.load &+ lateRecords.load) { $0 &+ $1.recordsOut.load }
+    }
+
     func update(_ progress: [SplitProgress]) {
         splits.withLock { for p in progress { $0[p.name] = p } }
     }

@@ -398,7 +398,7 @@ public final class JobRunner: Sendable {
                                           parallelism: p, maxParallelism: plan.maxParallelism, layouts: layouts,
                                           expectedAcks: taskCount, sourceTasks: sourceTaskCount,
                                           untilIdleMillis: options.untilIdleMillis, metrics: metrics, log: options.log,
-                                          onEvent: options.onEvent)
+                                          onEvent: options.onEvent, activity: { [metrics] in metrics.activity })
         state.withLock { $0.channels = inbox.values.flatMap { $0 }; $0.coordinator = coord }
         coordinator = coord
         let counters = plan.nodes.enumerated().map { i, n in
@@ -569,6 +569,7 @@ final class SourceTask: @unchecked Sendable {
         var rejected: [RejectedRecord] = []
         var rejectError: (any Error)?
         var lastBarrier: Int64 = -1
+        var emptyPolls = 0
         var sentFirst = false
         let arity = node.schema.count
         let ooo = eventTime?.maxOutOfOrdernessMillis ?? 0
@@ -602,8 +603,10 @@ final class SourceTask: @unchecked Sendable {
                 continue
             }
             var bad = 0
-            // A short wait when idle keeps barriers (and the final drain) prompt.
-            let got = try reader.poll(maxMessages: options.pollBatchSize, timeoutMillis: 10) { idx, bytes in
+            // A short wait while records flow keeps barriers prompt; after a few empty
+            // polls the wait grows, so an idle job sleeps instead of polling 100 times a second.
+            let timeout = emptyPolls < 20 ? 10 : 100
+            let got = try reader.poll(maxMessages: options.pollBatchSize, timeoutMillis: timeout) { idx, bytes in
                 if let failure = decoder.decodeRow(bytes) {
                     bad += 1
                     touched[idx] = true
@@ -631,6 +634,7 @@ final class SourceTask: @unchecked Sendable {
                 pipeline!.countBatch(rows: got - bad)
             }
             if let e = rejectError { throw e }
+            emptyPolls = got == 0 ? emptyPolls &+ 1 : 0
             if !batch.isEmpty {
                 if !sentFirst { sentFirst = true; firstRecord() }
                 try (pipeline?.output ?? output).emit(batch)
@@ -680,7 +684,7 @@ final class SourceTask: @unchecked Sendable {
     }
 
     /// The most one loop iteration adds to a split's quiet time (a longer gap is a stall, not silence).
-    static let maxIdleStepNanos: UInt64 = 100_000_000
+    static let maxIdleStepNanos: UInt64 = 150_000_000
 
     /// `events/3` → ("events", 3); a split name without a partition keeps its whole name as the topic.
     static func topicPartition(_ split: String) -> (String?, Int32?) {
