@@ -237,10 +237,12 @@ final class MySQLSinkTests: MySQLTestCase {
         let w = try sink("t", batchSize: 2).openWriter(subtask: 0, schema: idName)
         defer { w.close() }
         try w.write(batch([[.int(1), .string("a")], [.int(2), .string("b")]])) // executed, uncommitted
-        let e = assertWeirError(.mysql) {
+        // Without a context, a refused row fails the writer (onError: fail), naming the column.
+        let e = assertWeirError(.badRecord) {
             try w.write(batch([[.int(3), .string("c")], [.int(4), .string("too long for it")]]))
         }
-        XCTAssertTrue(e?.subject.contains("`t`") ?? false, "\(String(describing: e))")
+        XCTAssertEqual(e?.subject, "column 'name' of table `\(database)`.`t`")
+        XCTAssertTrue(e?.message.contains("\"id\":4") ?? false, "\(String(describing: e))")
         XCTAssertTrue(e?.message.contains("1406") ?? false, "\(String(describing: e))")
         XCTAssertThrowsError(try w.flush())
         XCTAssertEqual(try rows("SELECT COUNT(*) FROM t"), [["0"]])

@@ -45,9 +45,20 @@ final class MySQLXidTests: XCTestCase {
                 XCTAssertEqual(try MySQLSinkConnector.xid(scope: scope, epoch: epoch), xid)
             }
         }
-        // The hash form: `~` + 16 hex digits of FNV-1a 64.
+        // The hash form: job and node each `~` + base-32 digits of their own hash (9 and 7).
         let hashed = try MySQLSinkConnector.xid(scope: .init(job: longJob, run: "r1", node: "out", subtask: 0), epoch: 1)
-        XCTAssertTrue(hashed.hasPrefix("weir|~") && hashed.contains("|r1|~|0|1"), hashed)
+        let fields = hashed.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+        XCTAssertEqual(fields[0], "weir")
+        XCTAssertTrue(MySQLXid.isShortHash(fields[1], digits: 9), hashed)
+        XCTAssertEqual(fields[2], "r1")
+        XCTAssertTrue(MySQLXid.isShortHash(fields[3], digits: 7), hashed)
+        XCTAssertEqual(Array(fields[4...]), ["0", "1"])
+        // The job's key does not depend on the node: any node of the job is found without its name.
+        XCTAssertEqual(fields[1], MySQLXid.keys(job: longJob, node: "another-node").jobKey)
+        let parsed = try XCTUnwrap(MySQLXid(parsing: hashed))
+        XCTAssertTrue(parsed.belongs(job: longJob, node: nil))
+        XCTAssertFalse(parsed.belongs(job: longJob + "x", node: nil))
+        XCTAssertFalse(parsed.nodeIsVerbatim)
         XCTAssertEqual(MySQLXid.fnv1a64("a".utf8), 0xaf63_dc4c_8601_ec8c) // published FNV-1a 64 test vector
         XCTAssertEqual(MySQLXid.runKey("0f8fad5b-d9cb-469f-a165-70867728950e").count, 17)
         // Job and node are hashed together, so swapping them does not collide.
@@ -66,12 +77,45 @@ final class MySQLXidTests: XCTestCase {
         XCTAssertEqual(seen.count, 2 * 3 * 4)
     }
 
+    /// Ids of the older form (job and node hashed together, node field `~`) are
+    /// still parsed and matched by job and node name, not by job alone.
+    func testOlderJointHashFormStillMatches() throws {
+        let job = "an older job with a long name", node = "out"
+        let old = "weir|\(MySQLXid.jointHashKey(job: job, node: node))|r1|~|3|42"
+        XCTAssertTrue(old.hasPrefix("weir|~") && old.contains("|r1|~|3|42") && old.utf8.count <= 64, old)
+        let p = try XCTUnwrap(MySQLXid(parsing: old))
+        XCTAssertEqual(p.subtask, 3)
+        XCTAssertEqual(p.epoch, 42)
+        XCTAssertTrue(p.belongs(job: job, node: node))
+        XCTAssertFalse(p.belongs(job: job, node: "out2"))
+        XCTAssertFalse(p.belongs(job: job, node: nil), "the older form has no key of the job alone")
+        // The current form of the same names differs (so old and new never collide).
+        XCTAssertNotEqual(try MySQLSinkConnector.xid(scope: .init(job: job, run: "r1", node: node, subtask: 3), epoch: 42), old)
+    }
+
+    func testVerbatimNamesMatchAnyNodeOfTheJob() throws {
+        let p = try XCTUnwrap(MySQLXid(parsing: "weir|orders|r1|out|0|7"))
+        XCTAssertTrue(p.nodeIsVerbatim)
+        XCTAssertTrue(p.belongs(job: "orders", node: nil))
+        XCTAssertTrue(p.belongs(job: "orders", node: "out"))
+        XCTAssertFalse(p.belongs(job: "orders", node: "in"))
+        XCTAssertFalse(p.belongs(job: "order", node: nil))
+        // A hashed id of another job never matches a verbatim name, and the reverse.
+        let h = try XCTUnwrap(MySQLXid(parsing: try MySQLSinkConnector.xid(
+            scope: .init(job: "orders-with-a-longer-name", run: "r1", node: "out", subtask: 0), epoch: 1)))
+        XCTAssertFalse(h.belongs(job: "orders", node: nil))
+        XCTAssertTrue(h.belongs(job: "orders-with-a-longer-name", node: nil))
+        XCTAssertTrue(h.belongs(job: "orders-with-a-longer-name", node: "out"))
+        XCTAssertFalse(h.belongs(job: "orders-with-a-longer-name", node: "out2"))
+    }
+
     func testTooLongIsRefusedAndForeignIdsDoNotParse() {
         let scope = SinkTransactionScope(job: "job-name-ok", run: "a-run-of-twenty-byte", node: "out", subtask: Int.max)
         XCTAssertThrowsError(try MySQLSinkConnector.xid(scope: scope, epoch: .max))
         for foreign in ["", "p1", "weir|a|b|c|1", "weir|a|b|c|1|2|3", "weir|a|b|c|x|2", "weir|a|b|c|01|2",
                         "weir|~abc|r|~|1|2", "weir|a b|r|c|1|2", "other|a|b|c|1|2", "weir|~0123456789abcdef|r|n|1|2",
-                        "weir||r|n|1|2"] {
+                        "weir||r|n|1|2", "weir|~0123456789|r|~abc|1|2", "weir|~012345678|r|~|1|2",
+                        "weir|~0123456zz|r|~0123456|1|2"] {
             XCTAssertNil(MySQLSinkConnector.parseXid(foreign), foreign)
         }
     }
@@ -399,8 +443,9 @@ final class MySQLXATests: MySQLTestCase {
         try w.begin(epoch: 1); try w.write(idBatch([1, 2])); _ = try w.prepare()
         try w.begin(epoch: 2)
         try w.write(idBatch([3]))
-        let e = assertWeirError(.mysql) { try w.write(self.batch([[.int(4), .string("far too long")]])) }
-        XCTAssertTrue(e?.subject.contains("`t`") ?? false, "\(String(describing: e))")
+        // Without a context, a refused row fails the writer (onError: fail), naming the column.
+        let e = assertWeirError(.badRecord) { try w.write(self.batch([[.int(4), .string("far too long")]])) }
+        XCTAssertEqual(e?.subject, "column 'name' of table `\(database)`.`t`")
         XCTAssertTrue(e?.message.contains("1406") ?? false, "\(String(describing: e))")
         XCTAssertThrowsError(try w.prepare())
         XCTAssertThrowsError(try w.begin(epoch: 3))

@@ -19,7 +19,10 @@ private let mysqlLibraryInitialized: Bool = mysql_server_init(0, nil, nil) == 0
 /// fault (the user, the server, the table) with a suggestion, never the password.
 ///
 /// The session is set up for the sink: character set utf8mb4 and time zone
-/// `+00:00` (so DATETIME/TIMESTAMP literals written by Weir are UTC).
+/// `+00:00` (so DATETIME/TIMESTAMP literals written by Weir are UTC). Every
+/// connection has connect, read and write timeouts (5 s, 120 s, 120 s by
+/// default): a stalled server is waited for well beyond the sessions' 50 s
+/// lock waits, but a dead one ends in an error (2013, a lost connection), not a hang.
 ///
 /// A connection is not thread-safe (the C handle is not) and is deliberately
 /// not `Sendable`: use it from one thread at a time.
@@ -32,11 +35,32 @@ public final class MySQLConnection {
     /// must tell error kinds apart (XA's 1397 XAER_NOTA, a lost connection)
     /// read it right after catching the `WeirError`.
     public private(set) var lastErrorNumber: UInt32 = 0
+    /// The server's (or client library's) message of the last failed call, as is.
+    public private(set) var lastErrorMessage = ""
+    /// How long a read (a statement's reply) or a write may block before the call
+    /// fails as a lost connection (error 2013), in seconds.
+    public let readTimeoutSeconds: UInt32
+    public let writeTimeoutSeconds: UInt32
+
+    /// Seconds to wait for the TCP connection and handshake.
+    public static let defaultConnectTimeoutSeconds: UInt32 = 5
+    /// Seconds a statement may wait for its reply. Longer than the sessions'
+    /// `lock_wait_timeout` and InnoDB's lock wait (50 s), so that a statement
+    /// waiting on a lock gets the server's own timeout error, and a server that
+    /// stalls for a while (paused, overloaded) is ridden out; a dead one still
+    /// ends in an error instead of a hang.
+    public static let defaultReadTimeoutSeconds: UInt32 = 120
+    /// Seconds a write to the socket may block.
+    public static let defaultWriteTimeoutSeconds: UInt32 = 120
 
     /// Connects, retrying a refused connection (server still starting) with a
     /// short backoff for at most about 3 seconds.
-    public init(url: MySQLURL, connectTimeoutSeconds: UInt32 = 5) throws {
+    public init(url: MySQLURL, connectTimeoutSeconds: UInt32 = MySQLConnection.defaultConnectTimeoutSeconds,
+                readTimeoutSeconds: UInt32 = MySQLConnection.defaultReadTimeoutSeconds,
+                writeTimeoutSeconds: UInt32 = MySQLConnection.defaultWriteTimeoutSeconds) throws {
         self.url = url
+        self.readTimeoutSeconds = readTimeoutSeconds
+        self.writeTimeoutSeconds = writeTimeoutSeconds
         guard mysqlLibraryInitialized else {
             throw WeirError(.unsupportedLibrary, subject: "libmariadb", "mysql_library_init failed")
         }
@@ -44,7 +68,7 @@ public final class MySQLConnection {
         var delay = 0.1
         while true {
             let attemptStart = MySQLConnection.monotonicSeconds()
-            let (h, err) = MySQLConnection.connectOnce(url, timeout: connectTimeoutSeconds)
+            let (h, err) = MySQLConnection.connectOnce(url, timeouts: (connectTimeoutSeconds, readTimeoutSeconds, writeTimeoutSeconds))
             if let h { handle = h; break }
             let (errno, message) = err!
             let now = MySQLConnection.monotonicSeconds()
@@ -81,10 +105,13 @@ public final class MySQLConnection {
     /// `lock_wait_timeout` of every session Weir opens (seconds; same as InnoDB's row-lock default).
     public static let metadataLockWaitSeconds = 50
 
-    private static func connectOnce(_ url: MySQLURL, timeout: UInt32) -> (UnsafeMutablePointer<MYSQL>?, (UInt32, String)?) {
+    private static func connectOnce(_ url: MySQLURL, timeouts: (connect: UInt32, read: UInt32, write: UInt32))
+        -> (UnsafeMutablePointer<MYSQL>?, (UInt32, String)?) {
         guard let h = mysql_init(nil) else { return (nil, (2008, "out of memory (mysql_init)")) }
-        var t = timeout
-        _ = mysql_options(h, MYSQL_OPT_CONNECT_TIMEOUT, &t)
+        var connect = timeouts.connect, read = timeouts.read, write = timeouts.write
+        _ = mysql_options(h, MYSQL_OPT_CONNECT_TIMEOUT, &connect)
+        _ = mysql_options(h, MYSQL_OPT_READ_TIMEOUT, &read)
+        _ = mysql_options(h, MYSQL_OPT_WRITE_TIMEOUT, &write)
         _ = mysql_options(h, MYSQL_SET_CHARSET_NAME, "utf8mb4")
         var protocolType: UInt32 = url.socket != nil ? MYSQL_PROTOCOL_SOCKET.rawValue : MYSQL_PROTOCOL_TCP.rawValue
         _ = mysql_options(h, MYSQL_OPT_PROTOCOL, &protocolType)
@@ -112,6 +139,7 @@ public final class MySQLConnection {
     private func liveHandle() throws -> UnsafeMutablePointer<MYSQL> {
         guard let h = handle else {
             lastErrorNumber = 2006
+            lastErrorMessage = "the connection is closed"
             throw WeirError(.mysqlUnreachable, subject: "MySQL server \(url.endpoint)", "the connection is closed")
         }
         lastErrorNumber = 0
@@ -270,7 +298,8 @@ public final class MySQLConnection {
 
     private func lastError(_ h: UnsafeMutablePointer<MYSQL>) -> WeirError {
         lastErrorNumber = mysql_errno(h)
-        return MySQLConnection.mapError(errno: lastErrorNumber, message: String(cString: mysql_error(h)), url: url)
+        lastErrorMessage = String(cString: mysql_error(h))
+        return MySQLConnection.mapError(errno: lastErrorNumber, message: lastErrorMessage, url: url)
     }
 
     /// Maps a client/server error number to a `WeirError`. The message is the

@@ -8,13 +8,25 @@ extension MySQLSinkConnector {
     /// Opens the checkpointing writer of one sink subtask (after the same table
     /// validation as `check`). See `MySQLXASinkWriter` for how epochs map to XA
     /// transactions; the ids are described by `MySQLXid`.
+    /// Rows the table refuses fail the writer, naming the row (`onError: fail`).
     public func openTransactionalWriter(scope: SinkTransactionScope, schema: Schema) throws -> any TransactionalSinkWriter {
         try openXAWriter(scope: scope, schema: schema)
     }
 
+    /// Opens the checkpointing writer of one sink subtask that isolates the rows
+    /// the table refuses and handles them by `context.onError` (dead letters are
+    /// written in the epoch's XA transaction). With a dead-letter table in the
+    /// context, creates it if missing (and checks its columns) first.
+    public func openTransactionalWriter(scope: SinkTransactionScope, context: SinkContext, schema: Schema) throws
+        -> any TransactionalSinkWriter {
+        try openXAWriter(scope: scope, schema: schema, context: context)
+    }
+
     /// `openTransactionalWriter`, typed, with extra session statements run on
     /// every connection it opens (tests use this to shorten lock waits).
-    func openXAWriter(scope: SinkTransactionScope, schema: Schema, sessionSetup: [String] = []) throws -> MySQLXASinkWriter {
+    /// Without a context, refused rows fail the writer.
+    func openXAWriter(scope: SinkTransactionScope, schema: Schema, sessionSetup: [String] = [],
+                      context: SinkContext? = nil) throws -> MySQLXASinkWriter {
         let conn = try MySQLConnection(url: url)
         do {
             let version = conn.serverVersion
@@ -24,8 +36,11 @@ extension MySQLSinkConnector {
                                 suggestion: "use MariaDB 10.5 or later, or MySQL 5.7.7 or later")
             }
             let plan = try plan(conn: conn, schema: schema)
+            // DDL before the session takes part in any (XA) transaction.
+            let deadLetters = try context.flatMap { try openDeadLetters(conn, context: $0) }
             return try MySQLXASinkWriter(url: url, scope: scope, plan: plan, batchSize: batchSize,
-                                         tableSubject: tableSubject, connection: conn, sessionSetup: sessionSetup)
+                                         tableSubject: tableSubject, connection: conn, sessionSetup: sessionSetup,
+                                         context: context, deadLetters: deadLetters)
         } catch {
             conn.close()
             throw error
@@ -83,13 +98,18 @@ extension MySQLSinkConnector {
     /// Resolves the prepared XA transactions that earlier runs of sink node
     /// `node` of job `job` left behind (after a crash, or a `close()` between
     /// prepare and commit): each one `shouldCommit` approves is committed
-    /// (`XA COMMIT`), every other one rolled back (`XA ROLLBACK`).
+    /// (`XA COMMIT`), every other one rolled back (`XA ROLLBACK`). With `node`
+    /// nil, those of every sink node of the job, renamed or removed ones
+    /// included (except ids of the older joint-hash form, see `MySQLXid`, which
+    /// are found only by their node's name).
     ///
     /// Call it before the new run opens its writers: transactions are found by
     /// job and node only, whatever their run. Each `PreparedTransaction` has the
-    /// job and node given here and the run, subtask and epoch read from its id;
-    /// `scope.run` is the run id as encoded, i.e. `MySQLXid.runKey(run)` (the id
-    /// itself when it is simple and at most 20 bytes, else a hash).
+    /// job given here, the node as encoded in its id when it appears verbatim
+    /// (else the `node` given here, or with nil the node's hash key), and the
+    /// run, subtask and epoch read from its id; `scope.run` is the run id as
+    /// encoded, i.e. `MySQLXid.runKey(run)` (the id itself when it is simple
+    /// and at most 20 bytes, else a hash).
     ///
     /// A transaction that turns out to be resolved already (XA error 1397,
     /// XAER_NOTA, and no longer listed by XA RECOVER) is skipped and appears in
@@ -108,7 +128,7 @@ extension MySQLSinkConnector {
     /// with a user holding only SELECT, INSERT, UPDATE on one database). MySQL
     /// 8.0 requires `XA_RECOVER_ADMIN` for `XA RECOVER` (error 1227 otherwise,
     /// reported as `.accessDenied` with the GRANT to run).
-    public func recover(job: String, node: String, shouldCommit: (PreparedTransaction) -> Bool) throws
+    public func recover(job: String, node: String?, shouldCommit: (PreparedTransaction) -> Bool) throws
         -> (committed: [PreparedTransaction], rolledBack: [PreparedTransaction]) {
         // Autocommit on: MariaDB refuses XA COMMIT/ROLLBACK of a detached xid in an
         // autocommit=0 session (error 1400, XAER_OUTSIDE).
@@ -121,11 +141,12 @@ extension MySQLSinkConnector {
         defer { conn.close() }
         let found = try MySQLSinkConnector.preparedXids(on: conn)
             .compactMap { id in MySQLXid(parsing: id).flatMap { $0.belongs(job: job, node: node) ? (id, $0) : nil } }
-            .sorted { a, b in (a.1.run, a.1.subtask, a.1.epoch) < (b.1.run, b.1.subtask, b.1.epoch) }
+            .sorted { a, b in (a.1.run, a.1.nodeKey, a.1.subtask, a.1.epoch) < (b.1.run, b.1.nodeKey, b.1.subtask, b.1.epoch) }
 
         var committed: [PreparedTransaction] = [], rolledBack: [PreparedTransaction] = []
         for (id, x) in found {
-            let tx = PreparedTransaction(id: id, scope: SinkTransactionScope(job: job, run: x.run, node: node, subtask: x.subtask),
+            let txNode = x.nodeIsVerbatim ? x.nodeKey : (node ?? x.nodeKey)
+            let tx = PreparedTransaction(id: id, scope: SinkTransactionScope(job: job, run: x.run, node: txNode, subtask: x.subtask),
                                          epoch: x.epoch)
             let commit = shouldCommit(tx)
             let sql = (commit ? "XA COMMIT '" : "XA ROLLBACK '") + MySQLConnection.escapeLiteral(id) + "'"

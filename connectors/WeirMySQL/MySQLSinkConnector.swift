@@ -18,6 +18,15 @@ import WeirCore
 /// duplicates, so `check` reports it as an error (with the ALTER TABLE to run)
 /// rather than a warning.
 ///
+/// A row the table refuses (NULL into NOT NULL, out of range, too long,
+/// invalid date, a character the column's charset lacks, a CHECK constraint, a
+/// foreign key, a duplicate key in append mode) never fails the whole statement
+/// it is in: writers opened with a `SinkContext` check each row against the
+/// columns (`ColumnRule`), narrow a statement the server still refuses to its
+/// offending rows (`RowIsolation`), and handle those by `onError` (skip, write
+/// to the dead-letter table in the same transaction, see `DeadLetterTable`, or
+/// fail naming the row). Writers opened without a context fail on such a row.
+///
 /// It is also a `TransactionalSinkConnector`: `openTransactionalWriter` gives
 /// the checkpointing writer (one XA transaction per epoch, see
 /// `MySQLXASinkWriter`) and `recover` resolves prepared leftovers after a crash
@@ -124,18 +133,59 @@ public struct MySQLSinkConnector: TransactionalSinkConnector {
         _ = try plan(conn: conn, schema: schema)
     }
 
+    /// The fields identifying a row: the upsert key (none for append).
+    public var rowKey: [String] { mode == .upsert ? key : [] }
+
     /// Opens a writer with its own connection (autocommit off), after the same
     /// validation as `check`, with value converters fixed from the column types.
+    /// Rows the table refuses fail the writer, naming the row (`onError: fail`;
+    /// see `openWriter(context:schema:)`).
     public func openWriter(subtask: Int, schema: Schema) throws -> any SinkWriter {
+        try openWriter(context: MySQLSinkConnector.defaultContext(subtask: subtask), schema: schema)
+    }
+
+    /// Opens a writer (as `openWriter(subtask:schema:)`) that isolates the rows
+    /// the table refuses and handles them by `context.onError`. With a
+    /// dead-letter table in the context, creates it if missing (and checks its
+    /// columns) first.
+    public func openWriter(context: SinkContext, schema: Schema) throws -> any SinkWriter {
         let conn = try MySQLConnection(url: url)
         do {
             let plan = try plan(conn: conn, schema: schema)
+            let deadLetters = try openDeadLetters(conn, context: context)
             return try MySQLSinkWriter(connection: conn, plan: plan, batchSize: batchSize,
-                                       tableSubject: tableSubject)
+                                       tableSubject: tableSubject, context: context, deadLetters: deadLetters)
         } catch {
             conn.close()
             throw error
         }
+    }
+
+    /// The context of writers opened without one: refused rows fail the writer
+    /// (as before record-level isolation existed), nothing is reported.
+    static func defaultContext(subtask: Int, node: String = "", job: String = "", run: String = "") -> SinkContext {
+        SinkContext(job: job, run: run, node: node, subtask: subtask, onError: .fail)
+    }
+
+    /// The context's dead-letter table, created if missing and checked (nil when
+    /// it names none). Runs DDL: call it before any transaction on `conn`.
+    func openDeadLetters(_ conn: MySQLConnection, context: SinkContext) throws -> DeadLetterTable? {
+        guard let name = context.deadLetterTable else {
+            if context.onError == .deadLetter {
+                throw WeirError(.invalidSpec, subject: "mysql sink '\(context.node)' into \(tableSubject)",
+                                "onError is deadLetter but no dead-letter table is named",
+                                suggestion: "add deadLetter: { table: NAME } (a table in the sink's database, created if missing)")
+            }
+            return nil
+        }
+        return try DeadLetterTable.open(name, on: conn, database: url.database, sinkTable: table)
+    }
+
+    /// The error for dead letters sent to a writer without a dead-letter table.
+    static func noDeadLetterTable(_ first: RejectedRecord, tableSubject: String) -> WeirError {
+        WeirError(.invalidSpec, subject: "dead-letter record from \(first.origin)",
+                  "the mysql sink into \(tableSubject) has no dead-letter table",
+                  suggestion: "add deadLetter: { table: NAME }, or use onError: skip or fail")
     }
 
     // MARK: - Table validation
@@ -149,6 +199,17 @@ public struct MySQLSinkConnector: TransactionalSinkConnector {
         var autoIncrement: Bool
         var generated: Bool
         var fractionalDigits: Int
+        /// COLUMN_TYPE, lowercased: `tinyint(3) unsigned`, `varchar(5)`, `decimal(5,2)`.
+        var columnType: String = ""
+        /// Characters (CHAR/VARCHAR) a character column holds.
+        var characterMaximumLength: Int? = nil
+        /// Bytes a character or binary column holds.
+        var characterOctetLength: Int? = nil
+        /// Digits (DECIMAL), bits (BIT), or binary digits (integer, float types).
+        var numericPrecision: Int? = nil
+        var numericScale: Int? = nil
+        /// The character set of a character column (`utf8mb4`, `utf8mb3`, `latin1`...).
+        var charset: String? = nil
     }
 
     /// Everything a writer needs, decided once from the table and the schema.
@@ -160,23 +221,53 @@ public struct MySQLSinkConnector: TransactionalSinkConnector {
         /// Schema positions of the upsert key (empty for append).
         var keyFields: [Int]
         var mode: Mode
+        /// What each column (in schema order) refuses, checked per row before it is rendered.
+        var rules: [ColumnRule] = []
+        /// Each column's type and character set, for messages about refused rows.
+        var labels: [ColumnRule.Label] = []
+        /// The records' schema (for rendering a rejected row).
+        var schema = Schema([])
     }
 
     func loadColumns(_ conn: MySQLConnection) throws -> [ColumnInfo] {
         let sql = """
             SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT IS NOT NULL, EXTRA, \
-            COALESCE(DATETIME_PRECISION, 0) FROM information_schema.COLUMNS \
+            COALESCE(DATETIME_PRECISION, 0), COLUMN_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_OCTET_LENGTH, \
+            NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_SET_NAME FROM information_schema.COLUMNS \
             WHERE TABLE_SCHEMA = '\(conn.escape(url.database))' AND TABLE_NAME = '\(conn.escape(table))' \
             ORDER BY ORDINAL_POSITION
             """
-        return try conn.query(sql).rows.map { r in
+        return try MySQLSinkConnector.columns(from: conn.query(sql).rows)
+    }
+
+    /// ColumnInfo from rows of the information_schema.COLUMNS query of `loadColumns`.
+    static func columns(from rows: [[String?]]) -> [ColumnInfo] {
+        rows.map { r in
             let extra = (r[4] ?? "").lowercased()
             return ColumnInfo(name: r[0] ?? "", dataType: (r[1] ?? "").lowercased(),
                               nullable: r[2] == "YES", hasDefault: r[3] == "1",
                               autoIncrement: extra.contains("auto_increment"),
                               generated: extra.contains("generated") || extra.contains("virtual") || extra.contains("persistent"),
-                              fractionalDigits: Int(r[5] ?? "0") ?? 0)
+                              fractionalDigits: Int(r[5] ?? "0") ?? 0,
+                              columnType: (r[6] ?? "").lowercased(),
+                              characterMaximumLength: r[7].flatMap { Int($0) },
+                              characterOctetLength: r[8].flatMap { Int($0) },
+                              numericPrecision: r[9].flatMap { Int($0) },
+                              numericScale: r[10].flatMap { Int($0) },
+                              charset: r[11])
         }
+    }
+
+    /// The last second a TIMESTAMP holds on this server: 2038-01-19 03:14:07 UTC,
+    /// or 2106-02-07 06:28:15 UTC on MariaDB 11.5 and later (64-bit platforms).
+    static func timestampMaxSeconds(serverVersion: String) -> Int64 {
+        var v = Substring(serverVersion)
+        if v.hasPrefix("5.5.5-") { v = v.dropFirst(6) }
+        let nums = v.prefix { $0.isNumber || $0 == "." }.split(separator: ".").compactMap { Int($0) }
+        if serverVersion.lowercased().contains("mariadb"), nums.count >= 2, (nums[0], nums[1]) >= (11, 5) {
+            return 4_294_967_295
+        }
+        return 2_147_483_647
     }
 
     /// PRIMARY KEY and UNIQUE indexes: name and columns (in index order).
@@ -280,8 +371,11 @@ public struct MySQLSinkConnector: TransactionalSinkConnector {
             }
         }
 
+        let tsMax = MySQLSinkConnector.timestampMaxSeconds(serverVersion: conn.serverVersion)
         return Plan(table: table, columns: picked.map(\.name), encodings: picked.map(ColumnEncoding.init),
-                    keyFields: keyFields, mode: mode)
+                    keyFields: keyFields, mode: mode,
+                    rules: picked.map { ColumnRule($0, timestampMaxSeconds: tsMax) }, labels: picked.map(ColumnRule.Label.init),
+                    schema: schema)
     }
 
     /// A CREATE TABLE matching the schema (and key), for the "table missing" suggestion.

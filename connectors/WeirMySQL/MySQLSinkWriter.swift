@@ -8,25 +8,41 @@ import WeirCore
 /// `batchSize` rows (or half the server's max_allowed_packet). Autocommit is
 /// off: nothing is visible until `flush()` commits, and `close()` rolls back.
 ///
-/// If a statement or commit fails, everything uncommitted is rolled back and
-/// the writer refuses further work (rethrowing that error), so a flush is all
-/// or nothing; the engine should close it and replay from its last checkpoint.
+/// Rows the table refuses are isolated by a `RowIsolation` (checked before
+/// rendering; a statement the server refuses with a data error is narrowed to
+/// its offending rows within the same transaction) and handled by the
+/// context's `onError`; `deadLetter` rows, and records rejected upstream
+/// (`writeDeadLetters`), are inserted into the dead-letter table in the same
+/// transaction, committed by the same `flush()`.
+///
+/// If a statement or commit fails otherwise (or a row is refused under
+/// `onError: fail`), everything uncommitted is rolled back and the writer
+/// refuses further work (rethrowing that error), so a flush is all or nothing;
+/// the engine should close it and replay from its last checkpoint.
 final class MySQLSinkWriter: SinkWriter {
     private let conn: MySQLConnection
     private let statements: InsertStatementBuilder
+    private let isolation: RowIsolation
     private let tableSubject: String
     private var uncommitted = false
     private var failure: WeirError?
     private var closed = false
 
-    init(connection: MySQLConnection, plan: MySQLSinkConnector.Plan, batchSize: Int, tableSubject: String) throws {
+    init(connection: MySQLConnection, plan: MySQLSinkConnector.Plan, batchSize: Int, tableSubject: String,
+         context: SinkContext = MySQLSinkConnector.defaultContext(subtask: 0), deadLetters: DeadLetterTable? = nil) throws {
         conn = connection
         self.tableSubject = tableSubject
         statements = try InsertStatementBuilder(plan: plan, batchSize: batchSize, settingsFrom: connection)
+        isolation = RowIsolation(context: context, plan: plan, tableSubject: tableSubject, builder: statements,
+                                 deadLetters: deadLetters)
         try connection.setAutocommit(false)
     }
 
     deinit { close() }
+
+    /// Rows rejected so far, and statements narrowed (tests).
+    var rejectedRows: Int { isolation.rejectedRows }
+    var narrowedStatements: Int { isolation.narrowedStatements }
 
     private func ensureUsable() throws {
         if let failure {
@@ -40,24 +56,52 @@ final class MySQLSinkWriter: SinkWriter {
     func write(_ batch: RecordBatch) throws {
         try ensureUsable()
         try statements.checkArity(batch, subject: tableSubject)
-        try statements.append(batch, emit: send)
-    }
-
-    /// Sends one finished statement; on failure rolls back and poisons the writer.
-    private func send(_ statement: UnsafeRawBufferPointer) throws {
         do {
-            try conn.execute(bytes: statement)
-            uncommitted = true
+            try statements.append(batch, emit: send, reject: isolation.rejectChecked)
+            try writePendingDeadLetters()
         } catch {
             throw fail(error)
         }
     }
 
+    /// Sends one finished statement (narrowed if the server refuses some of its rows).
+    private func send(_ statement: UnsafeRawBufferPointer, _ rows: [RowSlice]) throws {
+        uncommitted = true
+        try isolation.execute(statement, rows: rows, on: conn)
+    }
+
+    /// Inserts the dead-letter rows the isolation queued, in the open transaction.
+    private func writePendingDeadLetters() throws {
+        let records = isolation.takePending()
+        guard !records.isEmpty else { return }
+        try insertDeadLetters(records)
+    }
+
+    private func insertDeadLetters(_ records: [RejectedRecord]) throws {
+        guard let table = isolation.deadLetters else {
+            throw MySQLSinkConnector.noDeadLetterTable(records[0], tableSubject: tableSubject)
+        }
+        uncommitted = true
+        try table.write(records, context: isolation.context, backslashEscapes: statements.backslashEscapes,
+                        maxStatementBytes: statements.maxStatementBytes) { try conn.execute(bytes: $0) }
+    }
+
+    /// Inserts records rejected upstream into the dead-letter table, in the
+    /// open transaction (committed by the next `flush()`).
+    func writeDeadLetters(_ records: [RejectedRecord]) throws {
+        guard !records.isEmpty else { return }
+        try ensureUsable()
+        do { try insertDeadLetters(records) } catch { throw fail(error) }
+    }
+
+    /// Rolls back, poisons the writer, and returns the error to throw.
     private func fail(_ error: any Error) -> WeirError {
+        if let failure { return failure }
         let e = MySQLSinkWriter.tableError(error, tableSubject: tableSubject)
         try? conn.rollback()
         uncommitted = false
         statements.discard()
+        isolation.discardPending()
         failure = e
         return e
     }
@@ -74,11 +118,14 @@ final class MySQLSinkWriter: SinkWriter {
 
     func flush() throws {
         try ensureUsable()
-        try statements.finish(emit: send)
-        if uncommitted {
-            do { try conn.commit() } catch { throw fail(error) }
-            uncommitted = false
+        do {
+            try statements.finish(emit: send)
+            try writePendingDeadLetters()
+            if uncommitted { try conn.commit() }
+        } catch {
+            throw fail(error)
         }
+        uncommitted = false
     }
 
     func close() {
@@ -87,6 +134,7 @@ final class MySQLSinkWriter: SinkWriter {
         if (uncommitted || statements.rowsInStatement > 0) && conn.isOpen { try? conn.rollback() }
         uncommitted = false
         statements.discard()
+        isolation.discardPending()
         conn.close()
     }
 }

@@ -31,10 +31,21 @@ import WeirCore
 /// innodb_lock_wait_timeout and fails with `.lockWaitTimeout`. Held-back
 /// statements are capped at 64 MiB, beyond which they are sent anyway.
 ///
-/// If a statement fails, the open epoch is rolled back and the writer refuses
-/// `begin`, `write` and `prepare` from then on (rethrowing that error), as the
-/// plain writer does; prepared epochs can still be committed or aborted.
-/// Never re-sends rows: a failure while writing or preparing loses the epoch,
+/// Rows the table refuses are isolated as in the plain writer (`RowIsolation`):
+/// checked before rendering, and a statement the server refuses with a data
+/// error (held back or not) is narrowed to its offending rows inside the
+/// epoch's XA transaction (MariaDB rolls back just the failed statement, the XA
+/// transaction goes on). `deadLetter` rows, and records rejected upstream
+/// (`writeDeadLetters`), are inserted into the dead-letter table inside the
+/// open epoch's XA transaction (starting it if no data row did), so they are
+/// prepared, committed or rolled back with the epoch, exactly once. An epoch
+/// holding only dead letters is prepared like any other.
+///
+/// If a statement fails otherwise (or a row is refused under `onError: fail`),
+/// the open epoch is rolled back and the writer refuses `begin`, `write` and
+/// `prepare` from then on (rethrowing that error), as the plain writer does;
+/// prepared epochs can still be committed or aborted. Never re-sends rows a
+/// transaction holds: a failure while writing or preparing loses the epoch,
 /// and the engine replays it from its checkpoint.
 ///
 /// Used from one thread (not thread-safe), like every `SinkWriter`.
@@ -42,6 +53,7 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
     private let url: MySQLURL
     private let scope: SinkTransactionScope
     private let statements: InsertStatementBuilder
+    private let isolation: RowIsolation
     private let tableSubject: String
     /// Hold statements back while an earlier epoch is prepared (upsert).
     private let holdBackWhilePrepared: Bool
@@ -63,7 +75,8 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
         var hasRows = false
     }
     private var open: OpenEpoch?
-    private var heldBack: [[UInt8]] = []
+    /// Statements held back (upsert while an epoch is prepared), with their rows for narrowing.
+    private var heldBack: [(statement: [UInt8], rows: [RowSlice])] = []
     private var heldBackBytes = 0
 
     private struct Prepared {
@@ -81,7 +94,8 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
     /// A writer over `connection` (already validated against the plan), which
     /// becomes the first pooled connection.
     init(url: MySQLURL, scope: SinkTransactionScope, plan: MySQLSinkConnector.Plan, batchSize: Int,
-         tableSubject: String, connection: MySQLConnection, sessionSetup: [String] = []) throws {
+         tableSubject: String, connection: MySQLConnection, sessionSetup: [String] = [],
+         context: SinkContext? = nil, deadLetters: DeadLetterTable? = nil) throws {
         self.url = url
         self.scope = scope
         self.tableSubject = tableSubject
@@ -90,8 +104,15 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
         _ = try MySQLXid(scope: scope, epoch: 0) // refuses a scope whose ids cannot fit
         try MySQLXASinkWriter.prepareSession(connection, sessionSetup)
         statements = try InsertStatementBuilder(plan: plan, batchSize: batchSize, settingsFrom: connection)
+        isolation = RowIsolation(context: context ?? MySQLSinkConnector.defaultContext(subtask: scope.subtask, node: scope.node,
+                                                                                       job: scope.job, run: scope.run),
+                                 plan: plan, tableSubject: tableSubject, builder: statements, deadLetters: deadLetters)
         idle = [connection]
     }
+
+    /// Rows rejected so far, and statements narrowed (tests).
+    var rejectedRows: Int { isolation.rejectedRows }
+    var narrowedStatements: Int { isolation.narrowedStatements }
 
     deinit { close() }
 
@@ -150,33 +171,65 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
         open!.hasRows = true
         do {
             if prepared.isEmpty { try sendHeldBack() }
-            try statements.append(batch, emit: emit)
+            try statements.append(batch, emit: emit, reject: isolation.rejectChecked)
+            try writePendingDeadLetters()
         } catch {
             throw fail(error)
         }
     }
 
     /// A finished statement: held back (see the type's comment) or sent.
-    private func emit(_ statement: UnsafeRawBufferPointer) throws {
+    private func emit(_ statement: UnsafeRawBufferPointer, _ rows: [RowSlice]) throws {
         if holdBackWhilePrepared && !prepared.isEmpty && heldBackBytes < MySQLXASinkWriter.maxHeldBackBytes {
-            heldBack.append(Array(statement))
+            heldBack.append((Array(statement), rows))
             heldBackBytes += statement.count
             return
         }
         try sendHeldBack()
-        try execute(statement)
+        try execute(statement, rows)
     }
 
     private func sendHeldBack() throws {
         guard !heldBack.isEmpty else { return }
-        for s in heldBack { try s.withUnsafeBytes { try execute($0) } }
+        for h in heldBack { try h.statement.withUnsafeBytes { try execute($0, h.rows) } }
         heldBack = []
         heldBackBytes = 0
+        try writePendingDeadLetters()
     }
 
-    /// Runs a statement inside the open epoch's XA transaction, starting it first if needed.
-    private func execute(_ statement: UnsafeRawBufferPointer) throws {
-        try startedConnection().execute(bytes: statement)
+    /// Runs a statement inside the open epoch's XA transaction, starting it first
+    /// if needed; a data error narrows it to the rows the table refuses.
+    private func execute(_ statement: UnsafeRawBufferPointer, _ rows: [RowSlice]) throws {
+        try isolation.execute(statement, rows: rows, on: try startedConnection())
+    }
+
+    /// Inserts the dead-letter rows the isolation queued, in the open epoch.
+    private func writePendingDeadLetters() throws {
+        let records = isolation.takePending()
+        guard !records.isEmpty else { return }
+        try insertDeadLetters(records)
+    }
+
+    private func insertDeadLetters(_ records: [RejectedRecord]) throws {
+        guard let table = isolation.deadLetters else {
+            throw MySQLSinkConnector.noDeadLetterTable(records[0], tableSubject: tableSubject)
+        }
+        open!.hasRows = true
+        let conn = try startedConnection()
+        try table.write(records, context: isolation.context, backslashEscapes: statements.backslashEscapes,
+                        maxStatementBytes: statements.maxStatementBytes) { try conn.execute(bytes: $0) }
+    }
+
+    /// Inserts records rejected upstream into the dead-letter table, inside the
+    /// open epoch's XA transaction (starting it if needed): they are prepared
+    /// and committed (or rolled back) with the epoch's rows.
+    func writeDeadLetters(_ records: [RejectedRecord]) throws {
+        guard !records.isEmpty else { return }
+        try ensureUsable()
+        guard open != nil else {
+            throw WeirError(.internalError, subject: tableSubject, "dead letters written outside an epoch; call begin(epoch:) first")
+        }
+        do { try insertDeadLetters(records) } catch { throw fail(error) }
     }
 
     private func startedConnection() throws -> MySQLConnection {
@@ -212,9 +265,9 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
         do {
             try sendHeldBack()
             try statements.finish(emit: execute)
-            guard let c = open?.conn else {
-                throw WeirError(.internalError, subject: tableSubject, "epoch \(o.epoch) has rows but no XA transaction")
-            }
+            try writePendingDeadLetters()
+            // Every row refused (and skipped): nothing was sent, nothing to prepare.
+            guard let c = open?.conn else { open = nil; return nil }
             conn = c
             try conn.execute("XA END \(MySQLXASinkWriter.quoted(o.xid))")
         } catch {
@@ -233,6 +286,7 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
 
     /// Rolls back the open epoch, poisons the writer, and returns the error to throw.
     private func fail(_ error: any Error) -> WeirError {
+        if let failure { return failure }
         let e = MySQLSinkWriter.tableError(error, tableSubject: tableSubject)
         rollbackOpen()
         failure = e
@@ -242,6 +296,7 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
     /// Rolls back the open epoch's XA transaction (if started) and drops its rows.
     private func rollbackOpen() {
         statements.discard()
+        isolation.discardPending()
         heldBack = []
         heldBackBytes = 0
         guard let o = open else { return }
@@ -420,6 +475,8 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
         open?.conn?.close()
         open = nil
         statements.discard()
+        isolation.discardPending()
+        heldBack = []
         closed = true
         for p in prepared.values { p.conn?.close() }
         prepared = [:]

@@ -11,11 +11,19 @@ import WeirCore
 /// Only the gtrid is used (bqual empty, formatID 1, MySQL's defaults), and the
 /// gtrid is at most 64 bytes, so every field must be short:
 /// - `job` and `node` appear verbatim when both are "simple" (ASCII letters,
-///   digits, `_`, `-`, `.`) and together at most 18 bytes; otherwise the job
-///   field is `~` followed by the 16 hex digits of the FNV-1a 64 hash of both
-///   names (job's UTF-8, a 0xFF byte, which UTF-8 never contains, node's UTF-8)
-///   and the node field is just `~`. Recovery is given the names and computes the
-///   same keys (`keys(job:node:)`), so it matches either form.
+///   digits, `_`, `-`, `.`) and together at most 18 bytes; otherwise each is
+///   replaced by its own hash: the job field is `~` and 9 base-32 digits (45
+///   bits), the node field `~` and 7 (35 bits), of the FNV-1a 64 hash of the
+///   name's UTF-8 (finished with MurmurHash3's fmix64; digits `0-9a-v`, high
+///   bits first). Hashing them separately lets recovery find every transaction
+///   of a job without knowing its node names (`belongs(job:node: nil)`), e.g.
+///   after a sink node was renamed. Recovery is given the names and computes
+///   the same keys (`keys(job:node:)`), so it matches either form.
+/// - Ids written before that change hashed job and node together: the job
+///   field `~` and the 16 hex digits of FNV-1a 64 over job, 0xFF, node, and
+///   the node field just `~`. They are still parsed and matched (given the
+///   node name, which that form needs), so leftovers of older versions are
+///   resolved.
 /// - `run` appears verbatim when simple and at most 20 bytes, else as `~` and
 ///   the 16 hex digits of its FNV-1a 64 hash (`runKey(_:)`). A recovered
 ///   transaction's `scope.run` is this field, so compare runs through `runKey`.
@@ -26,11 +34,11 @@ import WeirCore
 /// subtask < 10,000 and 0 ≤ epoch < 10^13; anything longer than 64 bytes is
 /// refused (`init(scope:epoch:)` throws) rather than truncated.
 public struct MySQLXid: Sendable, Equatable, CustomStringConvertible {
-    /// The job name, or `~` + hash of job and node.
+    /// The job name, or `~` + its hash (or, in ids of older versions, `~` + the hash of job and node).
     public var jobKey: String
     /// The run id, or `~` + its hash (see `runKey`).
     public var run: String
-    /// The node id, or `~` when `jobKey` is the hash of both.
+    /// The node id, or `~` + its hash (`~` alone when `jobKey` is the older hash of both).
     public var nodeKey: String
     /// The sink subtask.
     public var subtask: Int
@@ -69,7 +77,10 @@ public struct MySQLXid: Sendable, Equatable, CustomStringConvertible {
               let epoch = Int64(parts[5]), String(epoch) == parts[5] else { return nil }
         let (job, run, node) = (parts[1], parts[2], parts[3])
         if MySQLXid.isHash(job) {
-            guard node == "~" else { return nil }
+            guard node == "~" else { return nil } // the older joint hash
+        } else if job.hasPrefix("~") {
+            guard MySQLXid.isShortHash(job, digits: MySQLXid.jobHashDigits),
+                  MySQLXid.isShortHash(node, digits: MySQLXid.nodeHashDigits) else { return nil }
         } else {
             guard MySQLXid.isSimple(job), MySQLXid.isSimple(node),
                   job.utf8.count + node.utf8.count <= MySQLXid.verbatimNamesLimit else { return nil }
@@ -83,21 +94,72 @@ public struct MySQLXid: Sendable, Equatable, CustomStringConvertible {
         "\(MySQLXid.prefix)|\(jobKey)|\(run)|\(nodeKey)|\(subtask)|\(epoch)"
     }
 
-    /// True when this xid belongs to sink node `node` of job `job`.
-    public func belongs(job: String, node: String) -> Bool {
-        let k = MySQLXid.keys(job: job, node: node)
-        return k.jobKey == jobKey && k.nodeKey == nodeKey
+    /// True when this xid belongs to sink node `node` of job `job`; with `node`
+    /// nil, to any sink node of the job. (An id of the older joint-hash form
+    /// carries no key of the job alone, so it matches only when `node` is given.)
+    public func belongs(job: String, node: String?) -> Bool {
+        if nodeKey == "~" {
+            guard let node else { return false }
+            return jobKey == MySQLXid.jointHashKey(job: job, node: node)
+        }
+        if jobKey.hasPrefix("~") {
+            return jobKey == MySQLXid.hashKey(job, digits: MySQLXid.jobHashDigits)
+                && (node.map { nodeKey == MySQLXid.hashKey($0, digits: MySQLXid.nodeHashDigits) } ?? true)
+        }
+        return jobKey == job && (node.map { nodeKey == $0 } ?? true)
     }
 
-    /// The job and node fields for these names (verbatim, or the joint hash).
+    /// True when the node field is the node's name itself (not a hash).
+    public var nodeIsVerbatim: Bool { !nodeKey.hasPrefix("~") }
+
+    /// Base-32 digits of the job and node hashes.
+    static let jobHashDigits = 9
+    static let nodeHashDigits = 7
+
+    /// The job and node fields for these names (verbatim, or each one's hash).
     public static func keys(job: String, node: String) -> (jobKey: String, nodeKey: String) {
         if isSimple(job), isSimple(node), job.utf8.count + node.utf8.count <= verbatimNamesLimit {
             return (job, node)
         }
+        return (hashKey(job, digits: jobHashDigits), hashKey(node, digits: nodeHashDigits))
+    }
+
+    /// `~` and the first `digits` base-32 digits (`0-9a-v`) of the finished FNV-1a 64 hash of `name`.
+    static func hashKey(_ name: String, digits: Int) -> String {
+        var h = fmix64(fnv1a64(name.utf8))
+        var out = "~"
+        let alphabet = Array("0123456789abcdefghijklmnopqrstuv".utf8)
+        for _ in 0..<digits {
+            out.unicodeScalars.append(Unicode.Scalar(alphabet[Int(h >> 59)]))
+            h <<= 5
+        }
+        return out
+    }
+
+    /// The job field of the older form: FNV-1a 64 over job, 0xFF, node.
+    static func jointHashKey(job: String, node: String) -> String {
         var h = fnv1a64(job.utf8)
         h = fnv1a64(CollectionOfOne(0xFF), seed: h)
         h = fnv1a64(node.utf8, seed: h)
-        return ("~" + hex16(h), "~")
+        return "~" + hex16(h)
+    }
+
+    /// `~` followed by exactly `digits` base-32 digits (`0-9a-v`).
+    static func isShortHash(_ s: String, digits: Int) -> Bool {
+        let u = Array(s.utf8)
+        return u.count == digits + 1 && u[0] == UInt8(ascii: "~")
+            && u.dropFirst().allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x76) }
+    }
+
+    /// MurmurHash3's 64-bit finaliser: spreads every input bit over the high bits used by `hashKey`.
+    static func fmix64(_ x: UInt64) -> UInt64 {
+        var k = x
+        k ^= k >> 33
+        k = k &* 0xff51_afd7_ed55_8ccd
+        k ^= k >> 33
+        k = k &* 0xc4ce_b9fe_1a85_ec53
+        k ^= k >> 33
+        return k
     }
 
     /// The run field for a run id (verbatim when short and simple, else `~` + hash).

@@ -246,10 +246,14 @@ public final class JobRunner: Sendable {
                     // snapshot in this store or in the lineage of the one being restored covers them.
                     let isCompleted = ck.isCompleted
                     let lineage = restore.map { ($0.run, $0.checkpointID) }
-                    let (c, r) = try tx.recover(job: plan.name, node: nil) { t in
+                    let decide: (PreparedTransaction) -> Bool = { t in
                         if let (run, id) = lineage, t.scope.run == run, t.epoch <= id { return true }
                         return isCompleted(t.scope.run, t.epoch)
                     }
+                    // By this node's name first (ids of older Weir versions name it), then every node of the job.
+                    let (c1, r1) = try tx.recover(job: plan.name, node: n.id, shouldCommit: decide)
+                    let (c2, r2) = try tx.recover(job: plan.name, node: nil, shouldCommit: decide)
+                    let c = c1 + c2, r = r1 + r2
                     if !c.isEmpty || !r.isEmpty {
                         options.log("\(n.id): resolved leftover transactions: \(c.count) committed (checkpoint had completed), \(r.count) rolled back")
                     }
