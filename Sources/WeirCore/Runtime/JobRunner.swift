@@ -652,13 +652,19 @@ final class SourceTask: @unchecked Sendable {
             let now = DispatchTime.now().uptimeNanoseconds
             let step = min(now &- lastLoop, SourceTask.maxIdleStepNanos)
             lastLoop = now
+            if got > 0 && atEndNanos > 0 {
+                // Records arrived: the input is live, not complete, whatever the cached high
+                // watermarks said between fetches (a consumer that keeps up is "at end" between them).
+                atEndNanos = 0
+                coordinator.sourceAtEnd(taskIndex, atEndFor: nil)
+            }
             if now &- lastProgress > 200_000_000 || got == 0 {
                 lastProgress = now
                 let progress = reader.progress()
                 metrics.update(progress)
                 for k in 0..<min(n, progress.count) { hasLag[k] = !progress[k].atEnd }
-                // --until-idle counts only time spent observing the end, never a stall.
-                if progress.allSatisfy(\.atEnd) { atEndNanos &+= step } else { atEndNanos = 0 }
+                // --until-idle counts only time spent at the end with nothing arriving, never a stall.
+                if progress.allSatisfy(\.atEnd) && got == 0 { atEndNanos &+= step } else { atEndNanos = 0 }
                 coordinator.sourceAtEnd(taskIndex, atEndFor: progress.allSatisfy(\.atEnd) ? atEndNanos : nil)
             }
             if eventTime != nil {
