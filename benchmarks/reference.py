@@ -15,6 +15,12 @@ from confluent_kafka import Consumer, TopicPartition
 
 def read_topic(bootstrap, topic, timeout=60.0):
     """Every message value of `topic`, partition by partition, as bytes."""
+    return [v for _, _, v in read_topic_positions(bootstrap, topic, timeout)]
+
+
+def read_topic_positions(bootstrap, topic, timeout=60.0):
+    """Every message of `topic` as (partition, offset, value), partition by partition."""
+    import time
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "weir-reference",
                   "enable.auto.commit": False, "enable.partition.eof": True,
                   "fetch.queue.backoff.ms": 20})
@@ -23,7 +29,6 @@ def read_topic(bootstrap, topic, timeout=60.0):
     c.assign([TopicPartition(topic, p, 0) for p in parts])
     remaining = set(parts)
     out = []
-    import time
     deadline = time.time() + timeout
     while remaining and time.time() < deadline:
         for m in c.consume(10000, 0.5):
@@ -32,7 +37,7 @@ def read_topic(bootstrap, topic, timeout=60.0):
                     remaining.discard(m.partition())
                     continue
                 raise RuntimeError(str(m.error()))
-            out.append(m.value())
+            out.append((m.partition(), m.offset(), m.value()))
     c.close()
     if remaining:
         raise RuntimeError(f"timed out reading {topic}: partitions {sorted(remaining)} not at end")

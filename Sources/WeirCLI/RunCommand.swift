@@ -133,8 +133,8 @@ struct RunCommand: ParsableCommand {
         }
         switch outcome {
         case .success(.finished):
-            printErr(String(format: "[weir] finished: %d records in, %d out, %d malformed skipped, %d late dropped in %.1f s",
-                            m?.recordsIn.load ?? 0, m?.recordsOut.load ?? 0, m?.decodeErrors.load ?? 0, m?.lateRecords.load ?? 0, secs))
+            printErr(String(format: "[weir] finished: %d records in, %d out, %d rejected, %d late dropped in %.1f s",
+                            m?.recordsIn.load ?? 0, m?.recordsOut.load ?? 0, m?.rejectedRecords.load ?? 0, m?.lateRecords.load ?? 0, secs))
         case .success(.stopped(let id)):
             print("stopped with snapshot \(id)")
             if let manifest = try? store.load(id, verify: false).manifest {
@@ -240,9 +240,9 @@ final class ProgressDisplay {
         let now = Date()
         let dt = max(0.001, now.timeIntervalSince(last))
         let i = m.recordsIn.load, o = m.recordsOut.load
-        let line = String(format: "in %@ rec/s  out %@ rec/s  total in %@ out %@  lag %@  malformed %@  late %@  checkpoints %@",
+        let line = String(format: "in %@ rec/s  out %@ rec/s  total in %@ out %@  lag %@  rejected %@  late %@  checkpoints %@",
                           fmt(Double(i - lastIn) / dt), fmt(Double(o - lastOut) / dt), fmt(Double(i)), fmt(Double(o)),
-                          fmt(Double(m.totalLag)), fmt(Double(m.decodeErrors.load)), fmt(Double(m.lateRecords.load)),
+                          fmt(Double(m.totalLag)), fmt(Double(m.rejectedRecords.load)), fmt(Double(m.lateRecords.load)),
                           fmt(Double(m.checkpointsCompleted.load)))
         if live {
             FileHandle.standardError.write(("\r\u{1B}[2K" + line).data(using: .utf8)!)

@@ -1,4 +1,5 @@
 import Foundation
+import WeirCore
 
 /// A JSON document as a plain Swift value.
 ///
@@ -117,24 +118,5 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 
-    private static func quote(_ s: String, into out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        out += "\""
-    }
+    private static func quote(_ s: String, into out: inout String) { appendJSONQuoted(s, to: &out) }
 }

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import reference
@@ -138,25 +138,7 @@ def produce_values(topic, values, partitions, first=0):
 
 def read_topic_full(topic, timeout=60.0):
     """Every message of `topic` as (partition, offset, value), read back with confluent-kafka."""
-    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": "weir-faults-reference",
-                  "enable.auto.commit": False, "enable.partition.eof": True, "fetch.queue.backoff.ms": 20})
-    md = c.list_topics(topic, timeout=10)
-    parts = sorted(md.topics[topic].partitions)
-    c.assign([TopicPartition(topic, p, 0) for p in parts])
-    remaining, out = set(parts), []
-    deadline = time.time() + timeout
-    while remaining and time.time() < deadline:
-        for m in c.consume(10000, 0.5):
-            if m.error():
-                if m.error().code() == -191:  # _PARTITION_EOF
-                    remaining.discard(m.partition())
-                    continue
-                raise RuntimeError(str(m.error()))
-            out.append((m.partition(), m.offset(), m.value()))
-    c.close()
-    if remaining:
-        raise RuntimeError(f"timed out reading {topic}: partitions {sorted(remaining)} not at end")
-    return out
+    return reference.read_topic_positions(BOOTSTRAP, topic, timeout)
 
 
 class LiveProducer(threading.Thread):

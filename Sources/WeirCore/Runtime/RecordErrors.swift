@@ -92,20 +92,33 @@ public struct RejectedRecord: Sendable, Equatable {
     }
 
     static func jsonString(_ t: String) -> String {
-        var out = "\""
-        for u in t.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+        var out = ""
+        appendJSONQuoted(t, to: &out)
+        return out
+    }
+}
+
+/// Appends `text` as a JSON string literal (quotes, escapes, control
+/// characters as `\u00XX`): one implementation for every JSON Weir writes.
+public func appendJSONQuoted(_ text: String, to out: inout String) {
+    out += "\""
+    for u in text.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 {
+                let h = String(u.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+            } else {
+                out.unicodeScalars.append(u)
             }
         }
-        return out + "\""
     }
+    out += "\""
 }
 
 /// What a sink writer needs to know to isolate the rows its table refuses:
