@@ -275,4 +275,18 @@ final class RecordErrorTests: XCTestCase {
         XCTAssertEqual((1...7).map { JobSupervisor.backoffMillis(r, attempt: $0) }, [2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000])
         XCTAssertEqual(JobSupervisor.backoffMillis(JobSpec.RestartSettings(attempts: 1, delayMillis: 90_000), attempt: 3), 90_000)
     }
+
+    func testASlidingWindowCannotMakeOneRecordCostMillionsOfFolds() {
+        let yaml = """
+        name: sl
+        nodes:
+          - { id: s, mem: { schema: { k: int, ts: int }, eventTime: { field: ts } } }
+          - { id: w, inputs: [s], keyBy: [k], window: { sliding: 3650d, slide: 1ms }, aggregate: { c: "count()" } }
+          - { id: o, inputs: [w], out: {} }
+        """
+        XCTAssertThrowsError(try JobPlan.compile(yaml, connectors: memoryKinds(source: MemorySource([]), sink: MemorySink()))) { e in
+            XCTAssertTrue("\(e)".contains("window.slide"), "\(e)")
+            XCTAssertTrue("\(e)".contains("at most 1000"), "\(e)")
+        }
+    }
 }

@@ -170,6 +170,9 @@ extension JobSpec {
 
     static let operatorKeys = ["filter", "select", "keyBy", "window", "aggregate", "union"]
 
+    /// The most windows of a sliding window one record may fall into (size / slide).
+    public static let maxSlidingWindowsPerRecord: Int64 = 1000
+
     static func parseNode(_ r: inout ConfigReader, connectors: [ConnectorKind]) -> NodeSpec? {
         let id = r.string("id", required: true)
         if let id, !isValidID(id) { r.fail("id", "'\(id)' may only contain letters, digits, '-', '_' and '.'") }
@@ -302,6 +305,11 @@ extension JobSpec {
             guard let slide = w.durationMillis("slide", required: true) else { return nil }
             guard slide > 0, slide <= size, size % slide == 0 else {
                 w.fail("slide", "must be positive and divide the window size (\(size) ms)")
+                return nil
+            }
+            // Every record is folded into size/slide windows: bound the work one record can cause.
+            guard size / slide <= JobSpec.maxSlidingWindowsPerRecord else {
+                w.fail("slide", "a \(size) ms window sliding by \(slide) ms puts each record into \(size / slide) windows; at most \(JobSpec.maxSlidingWindowsPerRecord) (use a longer slide)")
                 return nil
             }
             return .sliding(size: size, slide: slide)
