@@ -49,6 +49,13 @@ final class JSONDecoderTests: XCTestCase {
         let s = Schema([.init("user_id", .int, nullable: false), .init("note", .string, nullable: true)])
         XCTAssertEqual(decode(#"{"note": "x"}"#, schema: s).1, .missingField(field: 0))
         XCTAssertEqual(decode(#"{"user_id": null, "note": "x"}"#, schema: s).1, .missingField(field: 0))
+        XCTAssertEqual(decode(#"{"user_id": 1, "user_id": null}"#, schema: s).1, .missingField(field: 0))
+        XCTAssertNil(decode(#"{"user_id": null, "user_id": 2}"#, schema: s).1)
+        // Beyond the first 64 fields too.
+        var many = (0..<70).map { Schema.Field("f\($0)", .int, nullable: true) }
+        many[68].nullable = false
+        XCTAssertEqual(decode(#"{"f1": 1}"#, schema: Schema(many)).1, .missingField(field: 68))
+        XCTAssertNil(decode(#"{"f68": 1}"#, schema: Schema(many)).1)
         let (b, f) = decode(#"{"user_id": 3}"#, schema: s)
         XCTAssertNil(f)
         XCTAssertEqual(b.row(0), [.int(3), .null])

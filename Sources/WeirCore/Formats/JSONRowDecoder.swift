@@ -79,7 +79,9 @@ public struct JSONRowDecoder: Sendable {
     public private(set) var timestamp = RecordBatch.noTimestamp
 
     /// The values of the row last decoded by `decodeRow` (valid until the next decode).
-    @inline(__always) public func withRow<R>(_ body: (UnsafePointer<Value>) -> R) -> R {
+    /// `mutating` only so that a caller holding the decoder in a `var` (the
+    /// source loop's capture) lends it in place instead of copying it per record.
+    @inline(__always) public mutating func withRow<R>(_ body: (UnsafePointer<Value>) -> R) -> R {
         row.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 
@@ -121,7 +123,7 @@ public struct JSONRowDecoder: Sendable {
         var ts = RecordBatch.noTimestamp
         if let e = eventTimeIndex {
             switch row[e] {
-            case .int(let t) where JSONRowDecoder.eventTimeRange.contains(t): ts = t
+            case .int(let t) where t >= -62_135_596_800_000 && t <= 253_402_300_799_999: ts = t  // eventTimeRange
             case .double(let d) where d >= -62_135_596_800_000 && d <= 253_402_300_799_999: ts = Int64(d.rounded(.down))
             default: return .badEventTime
             }

@@ -571,7 +571,7 @@ final class SourceTask: @unchecked Sendable {
         var atEndNanos: UInt64 = 0
         let topics = names.map(SourceTask.topicPartition)
         var rejected: [RejectedRecord] = []
-        var rejectError: (any Error)?
+        var failures: [BadMessage] = []
         var lastBarrier: Int64 = -1
         var emptyPolls = 0
         var sentFirst = false
@@ -612,13 +612,11 @@ final class SourceTask: @unchecked Sendable {
             let timeout = emptyPolls < 20 ? 10 : 100
             let got = try reader.poll(maxMessages: options.pollBatchSize, timeoutMillis: timeout) { idx, bytes in
                 if let failure = decoder.decodeRow(bytes) {
+                    // Kept minimal here (the hot closure); handled after the poll.
                     bad += 1
                     touched[idx] = true
-                    let r = RejectedRecord(node: node.id, reason: failure.reason,
-                                           message: failure.message(schema: node.schema, eventTimeField: eventTime?.field),
-                                           topic: topics[idx].0, partition: topics[idx].1,
-                                           offset: reader.offsetOfLastDelivered(split: idx), value: Array(bytes))
-                    do { if try rejections.reject(r) { rejected.append(r) } } catch { if rejectError == nil { rejectError = error } }
+                    failures.append(BadMessage(split: idx, failure: failure,
+                                               offset: reader.offsetOfLastDelivered(split: idx), bytes: Array(bytes)))
                     return
                 }
                 touched[idx] = true
@@ -637,7 +635,10 @@ final class SourceTask: @unchecked Sendable {
                 output.count(got - bad)
                 pipeline!.countBatch(rows: got - bad)
             }
-            if let e = rejectError { throw e }
+            if !failures.isEmpty {
+                try reject(failures, topics: topics, into: &rejected)
+                failures.removeAll()
+            }
             emptyPolls = got == 0 ? emptyPolls &+ 1 : 0
             if !batch.isEmpty {
                 if !sentFirst { sentFirst = true; firstRecord() }
@@ -690,6 +691,25 @@ final class SourceTask: @unchecked Sendable {
                     output.emitIdle()
                 }
             }
+        }
+    }
+
+    /// A message the decoder refused, as noted inside the poll loop.
+    struct BadMessage {
+        var split: Int
+        var failure: JSONRowDecoder.Failure
+        var offset: Int64?
+        var bytes: [UInt8]
+    }
+
+    /// Counts, logs and (dead letter) collects the messages refused by the last poll; throws under `onError: fail`.
+    @inline(never)
+    func reject(_ bad: [BadMessage], topics: [(String?, Int32?)], into rejected: inout [RejectedRecord]) throws {
+        for m in bad {
+            let r = RejectedRecord(node: node.id, reason: m.failure.reason,
+                                   message: m.failure.message(schema: node.schema, eventTimeField: eventTime?.field),
+                                   topic: topics[m.split].0, partition: topics[m.split].1, offset: m.offset, value: m.bytes)
+            if try rejections.reject(r) { rejected.append(r) }
         }
     }
 
