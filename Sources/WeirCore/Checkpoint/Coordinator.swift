@@ -49,7 +49,8 @@ final class CheckpointCoordinator: @unchecked Sendable {
     private var outcomes: [Int64: Outcome] = [:]
     private var lastPeriodic = DispatchTime.now().uptimeNanoseconds
     private var shutdown = false
-    private var sourcesAtEnd: [Int: UInt64] = [:]
+    /// Per source task: how long it has been at the end of its input, and when it said so.
+    private var sourcesAtEnd: [Int: (nanos: UInt64, reportedAt: UInt64)] = [:]
     private let sourceTasks: Int
     private let untilIdleNanos: UInt64?
     private var drained = false
@@ -141,7 +142,10 @@ final class CheckpointCoordinator: @unchecked Sendable {
     /// finds its input "complete" on waking up.
     func sourceAtEnd(_ task: Int, atEndFor nanos: UInt64?) {
         cond.lock(); defer { cond.unlock() }
-        if let nanos { sourcesAtEnd[task] = nanos } else { sourcesAtEnd[task] = nil }
+        guard let nanos else { sourcesAtEnd[task] = nil; return }
+        let crossed = untilIdleNanos.map { nanos >= $0 && (sourcesAtEnd[task]?.nanos ?? 0) < $0 } ?? false
+        sourcesAtEnd[task] = (nanos, DispatchTime.now().uptimeNanoseconds)
+        if crossed { cond.broadcast() }  // the drain may be due: don't wait for the next wake-up
     }
 
     func stop() {
@@ -195,9 +199,10 @@ final class CheckpointCoordinator: @unchecked Sendable {
                 var kind: BarrierKind?
                 if !requests.isEmpty { kind = requests.removeFirst() }
                 else if let limit = untilIdleNanos, sourcesAtEnd.count == sourceTasks,
-                        sourcesAtEnd.values.allSatisfy({ $0 >= limit }) {
+                        sourcesAtEnd.values.allSatisfy({ $0.nanos >= limit }) {
                     kind = .drain
-                    metrics.noteIdleWait(sourcesAtEnd.values.min() ?? 0)
+                    // The wait at the end, up to now (benchmarks subtract it from the wall time).
+                    metrics.noteIdleWait(sourcesAtEnd.values.map { $0.nanos &+ (now &- min(now, $0.reportedAt)) }.min() ?? 0)
                 } else if let iv = settings.intervalMillis, now &- lastPeriodic >= UInt64(iv) * 1_000_000 {
                     if let a = activity?(), a == activityAtLastCheckpoint {
                         lastPeriodic = now  // nothing moved since the last checkpoint: skip this one
