@@ -616,3 +616,21 @@ def test_huge_durations_and_event_times_do_not_crash(tmp_path, names, db):
     assert reference.diff(reference.w1_reference(events), reference.mysql_w1(db, "w1")) == ""
     assert rejected_by_node(stats) == {"events": {"bad_event_time": len(bad)}}, p.stderr[-3000:]
     assert stats["decodeErrors"] == len(bad) and stats["lateRecords"] == 0
+
+
+def test_messages_without_a_value_are_rejected_not_ignored(tmp_path, names, db):
+    """A tombstone (null value) or an empty value is not a JSON object: counted as
+    malformed and dead-lettered like any bad record, never silently dropped."""
+    topic = names["topic"]
+    create_topic(topic, 1)
+    good = [json.dumps({"user_id": i, "amount": 950 + i, "ts": 1_700_000_000_000 + i}).encode() for i in range(5)]
+    delivered = produce_values(topic, good[:2] + [None] + good[2:4] + [b""] + good[4:], 1)
+    create_w2(db)
+    stats, _ = run_until_idle(tmp_path, w2_spec(topic, names["db"], extra=DEAD_LETTER), name="w2t.yaml")
+    assert stats["decodeErrors"] == stats["rejectedRecords"] == 2
+    assert rejected_by_node(stats) == {"events": {"malformed": 2}}
+    assert reference.diff(reference.w2_reference([json.loads(v) for v in good]), reference.mysql_w2(db, "w2")) == ""
+    offsets = sorted(o for p, o, v in delivered if not v)
+    dl = dead_letters(db)
+    assert sorted(d["kafka_offset"] for d in dl) == offsets == [2, 5]
+    assert all(d["error_code"] == "malformed" and not d["raw_value"] for d in dl), dl

@@ -213,10 +213,10 @@ final class KafkaSourceReader: SourceReader {
             if msg.err == RD_KAFKA_RESP_ERR_NO_ERROR {
                 guard s >= 0, msg.offset >= floorOffset[s] else { continue }
                 nextOffset[s] = msg.offset + 1
-                if let payload = msg.payload {
-                    deliver(s, UnsafeRawBufferPointer(start: payload, count: msg.len))
-                    delivered += 1
-                }
+                // A message without a value (a tombstone) is delivered empty: it is not a JSON
+                // object, so the source counts it and applies the bad-record policy.
+                deliver(s, UnsafeRawBufferPointer(start: msg.payload, count: msg.payload == nil ? 0 : msg.len))
+                delivered += 1
             } else if msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
                 // The fetcher reached the end: everything before `offset` has been delivered.
                 if s >= 0 && msg.offset > nextOffset[s] { nextOffset[s] = msg.offset }
