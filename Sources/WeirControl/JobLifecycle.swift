@@ -212,28 +212,16 @@ actor JobLifecycle {
                 throw WeirError.spec("name", "the spec is named '\(specName)' but the job is '\(name)': they must be the same (sink transactions are recovered by this name)")
             }
         } catch {
-            let message = JobLifecycle.describeSpecError(error)
-            let suggestion = "fix the draft (PUT /api/v1/jobs/\(name)/draft) and publish again"
-            var op = newOperation(name, type, params: .object(["description": .string(description)]))
-            op.status = .failed
-            op.finishedAt = Clock.now()
-            op.error = OperationError(code: "invalid_spec", message: message, suggestion: suggestion)
-            try store.insertOperation(op)
-            log("job '\(name)': publish refused: \(message)")
-            throw APIError(422, "invalid_spec", message, suggestion: suggestion)
+            throw try refusePublish(name, type, description: description, code: "invalid_spec",
+                                    message: JobLifecycle.describeSpecError(error),
+                                    suggestion: "fix the draft (PUT /api/v1/jobs/\(name)/draft) and publish again")
         }
         if let run, run.restoreFromStop, let lr = live[name], let running = try store.version(job: name, number: lr.row.version) {
             // Refuse before stopping anything: the current run stays untouched.
             do { try settings.checkRestore(running.spec, j.draft, run.allowNonRestoredState) } catch {
-                let message = "the new version cannot restore the stop snapshot of running version \(lr.row.version): \(JobLifecycle.describeSpecError(error))"
-                let suggestion = "keep the node ids, keys, windows, aggregates and maxParallelism of stateful nodes, or publish with allowNonRestoredState, or without restoreFromStop; the running version was not stopped"
-                var op = newOperation(name, type, params: .object(["description": .string(description)]))
-                op.status = .failed
-                op.finishedAt = Clock.now()
-                op.error = OperationError(code: "snapshot_incompatible", message: message, suggestion: suggestion)
-                try store.insertOperation(op)
-                log("job '\(name)': publish-and-run refused: \(message)")
-                throw APIError(422, "snapshot_incompatible", message, suggestion: suggestion)
+                throw try refusePublish(name, type, description: description, code: "snapshot_incompatible",
+                                        message: "the new version cannot restore the stop snapshot of running version \(lr.row.version): \(JobLifecycle.describeSpecError(error))",
+                                        suggestion: "keep the node ids, keys, windows, aggregates and maxParallelism of stateful nodes, or publish with allowNonRestoredState, or without restoreFromStop; the running version was not stopped")
             }
         }
         let v = try store.insertVersion(job: name, description: description, spec: j.draft)
@@ -266,6 +254,18 @@ actor JobLifecycle {
             startRunOrFail(name, version: v.number, snapshot: nil, allowNonRestoredState: run.allowNonRestoredState)
         }
         return .object(["version": Views.version(v), "operation": Views.operation(currentOperation(op.id))])
+    }
+
+    /// Records a refused publish as a failed operation and returns the 422 to throw.
+    private func refusePublish(_ name: String, _ type: OperationType, description: String, code: String,
+                               message: String, suggestion: String) throws -> APIError {
+        var op = newOperation(name, type, params: .object(["description": .string(description)]))
+        op.status = .failed
+        op.finishedAt = Clock.now()
+        op.error = OperationError(code: code, message: message, suggestion: suggestion)
+        try store.insertOperation(op)
+        log("job '\(name)': \(type == .publish ? "publish" : "publish-and-run") refused: \(message)")
+        return APIError(422, code, message, suggestion: suggestion)
     }
 
     static func describeSpecError(_ error: any Error) -> String {

@@ -25,7 +25,10 @@ public struct JSONRowDecoder: Sendable {
     /// Event times outside this range (years 0001 to 9999, in epoch
     /// milliseconds) are rejected, so that window and watermark arithmetic on
     /// them can never overflow.
-    public static let eventTimeRange: ClosedRange<Int64> = -62_135_596_800_000 ... 253_402_300_799_999
+    public static let eventTimeRange: ClosedRange<Int64> = minEventTime ... maxEventTime
+    /// The range's bounds as plain constants (compared inline on the hot path).
+    public static let minEventTime: Int64 = -62_135_596_800_000
+    public static let maxEventTime: Int64 = 253_402_300_799_999
 
     public init(schema: Schema, eventTimeField: String?) {
         self.schema = schema
@@ -123,8 +126,9 @@ public struct JSONRowDecoder: Sendable {
         var ts = RecordBatch.noTimestamp
         if let e = eventTimeIndex {
             switch row[e] {
-            case .int(let t) where t >= -62_135_596_800_000 && t <= 253_402_300_799_999: ts = t  // eventTimeRange
-            case .double(let d) where d >= -62_135_596_800_000 && d <= 253_402_300_799_999: ts = Int64(d.rounded(.down))
+            case .int(let t) where t >= JSONRowDecoder.minEventTime && t <= JSONRowDecoder.maxEventTime: ts = t
+            case .double(let d) where d >= Double(JSONRowDecoder.minEventTime) && d <= Double(JSONRowDecoder.maxEventTime):
+                ts = Int64(d.rounded(.down))
             default: return .badEventTime
             }
         }
