@@ -21,7 +21,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
-        .target(name: "WeirCore", dependencies: ["Yams"], path: "Sources/WeirCore"),
+        .target(name: "WeirCore", dependencies: ["Yams"], path: "Sources/WeirCore",
+                // The simulator's deliberate protocol bugs (InjectedBugs) exist in debug (test) builds only.
+                swiftSettings: [.define("WEIR_BUG_SWITCHES", .when(configuration: .debug))]),
 
         .systemLibrary(name: "CRdKafka", path: "connectors/CRdKafka", pkgConfig: "rdkafka"),
         .systemLibrary(name: "CMariaDB", path: "connectors/CMariaDB", pkgConfig: "libmariadb",
@@ -45,6 +47,11 @@ let package = Package(
         .executableTarget(name: "weir", dependencies: ["WeirCLI"], path: "Sources/weir"),
 
         .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore"], path: "Tests/WeirCoreTests"),
+        // The deterministic simulator: the real tasks and protocol state machines under seeded faults.
+        .testTarget(name: "WeirSimulationTests", dependencies: ["WeirCore"], path: "Tests/WeirSimulationTests",
+                    swiftSettings: [.define("WEIR_BUG_SWITCHES", .when(configuration: .debug))]),
+        // The control plane's rules (JobLifecycleStateMachine): pure, no servers, files or processes.
+        .testTarget(name: "WeirControlTests", dependencies: ["WeirControl"], path: "Tests/WeirControlTests"),
         // Connector tests run against the real Tansu broker and MariaDB started by scripts/servers.sh.
         .testTarget(name: "KafkaConnectorTests", dependencies: ["WeirKafka", "WeirCore"],
                     path: "Tests/KafkaConnectorTests"),

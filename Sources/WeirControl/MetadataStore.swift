@@ -52,8 +52,8 @@ struct OperationRow: Sendable {
     var finishedAt: String?
     /// The request's parameters (so an operation in flight can be resumed after a server restart).
     var params: JSONValue
-    /// Where a multi-step operation is: `stopping`, `starting`, `savepoint`, or nil.
-    var phase: String?
+    /// Where a multi-step operation is, or nil (stored as the raw value).
+    var phase: OperationPhase?
     /// The run the operation is acting on now.
     var run: String?
     var result: JSONValue?
@@ -306,7 +306,7 @@ final class MetadataStore: Sendable {
                                         errorCode, errorMessage, errorSuggestion)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [op.id, op.job, op.type.rawValue, op.status.rawValue, op.requestedAt, op.finishedAt,
-                                 op.params.text, op.phase, op.run, op.result?.text,
+                                 op.params.text, op.phase?.rawValue, op.run, op.result?.text,
                                  op.error?.code, op.error?.message, op.error?.suggestion])
         }
     }
@@ -316,7 +316,7 @@ final class MetadataStore: Sendable {
             try db.execute(sql: """
                 UPDATE operations SET status = ?, finishedAt = ?, params = ?, phase = ?, run = ?, result = ?,
                                       errorCode = ?, errorMessage = ?, errorSuggestion = ? WHERE id = ?
-                """, arguments: [op.status.rawValue, op.finishedAt, op.params.text, op.phase, op.run, op.result?.text,
+                """, arguments: [op.status.rawValue, op.finishedAt, op.params.text, op.phase?.rawValue, op.run, op.result?.text,
                                  op.error?.code, op.error?.message, op.error?.suggestion, op.id])
         }
     }
@@ -357,7 +357,7 @@ final class MetadataStore: Sendable {
                             status: OperationStatus(rawValue: r["status"]) ?? .failed,
                             requestedAt: r["requestedAt"], finishedAt: r["finishedAt"],
                             params: JSONValue.parse(r["params"] as String) ?? .object([:]),
-                            phase: r["phase"], run: r["run"], result: result.flatMap { JSONValue.parse($0) }, error: error)
+                            phase: (r["phase"] as String?).flatMap(OperationPhase.init(rawValue:)), run: r["run"], result: result.flatMap { JSONValue.parse($0) }, error: error)
     }
 
     // MARK: Snapshots

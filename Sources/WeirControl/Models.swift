@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Every rule the lifecycle enforces throws one of these, so a refusal always
 /// says what is wrong and, where possible, what to do instead.
-public struct APIError: Error, Sendable, CustomStringConvertible {
+public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     public var status: Int
     public var code: String
     public var message: String

@@ -48,11 +48,18 @@ final class SinkSettlementTests: XCTestCase {
         }
     }
 
+    /// The committer of a sink task that prepared what the writer holds.
+    func committer(_ w: LedgerSink.Writer) -> SinkCommitterStateMachine {
+        var c = SinkCommitterStateMachine(firstEpoch: w.preparedEpochs.first ?? 0)
+        for e in w.preparedEpochs { c.barrierAligned(e, hasTransaction: true) }
+        return c
+    }
+
     func testCancelCommitsCompletedEpochsBeforeRollingBackTheRest() {
         let sink = LedgerSink(failCommits: false)
         let w = LedgerSink.Writer(sink)
         for e in [3, 4, 5] as [Int64] { try? w.begin(epoch: e); try? w.write(RecordBatch(arity: 0)); w.rows = 1; _ = try? w.prepare() }
-        JobRunner.settleOnCancel(w, completedID: 4)
+        JobRunner.settleOnCancel(w, committer: committer(w), completedID: 4)
         let l = sink.ledger.withLock { $0 }
         XCTAssertEqual(l.committed, [3, 4])
         XCTAssertEqual(l.rolledBack, [5])
@@ -62,7 +69,7 @@ final class SinkSettlementTests: XCTestCase {
         let sink = LedgerSink(failCommits: true)
         let w = LedgerSink.Writer(sink)
         for e in [3, 4] as [Int64] { try? w.begin(epoch: e); w.rows = 1; _ = try? w.prepare() }
-        JobRunner.settleOnCancel(w, completedID: 3)
+        JobRunner.settleOnCancel(w, committer: committer(w), completedID: 3)
         let l = sink.ledger.withLock { $0 }
         XCTAssertEqual(l.committed, [])
         XCTAssertEqual(l.rolledBack, [], "epoch 3's checkpoint completed: recovery must still be able to commit it")

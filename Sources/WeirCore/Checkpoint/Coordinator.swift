@@ -9,23 +9,17 @@ struct TaskAck: Sendable {
     var state: (@Sendable () -> [UInt8])?
     var keyGroups: ClosedRange<Int>?
     var sinkTransaction: String?
+
+    var task: TaskID { TaskID(node: node, subtask: subtask) }
 }
 
-/// Triggers checkpoints, collects acknowledgements and completes them
-/// (Flink's CheckpointCoordinator, in miniature). One checkpoint is in
-/// flight at a time; a checkpoint that is not acknowledged by every task
-/// within the timeout is aborted and the run goes on.
-final class CheckpointCoordinator: @unchecked Sendable {
+/// The thin driver of `CheckpointCoordinatorStateMachine` for a live run:
+/// feeds it the clock, the tasks' acknowledgements and requests, persists
+/// checkpoints on its own thread, and makes outcomes visible to the tasks
+/// (sources read the barrier to inject, sinks the highest completed id).
+/// It sleeps until the machine's next deadline or the next event.
+final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
     // @unchecked: all mutable state is guarded by `cond`.
-    struct Pending {
-        var barrier: Barrier
-        var started: UInt64
-        /// The run's activity figure when the barrier was triggered.
-        var activity: Int? = nil
-        var acks: [TaskAck] = []
-        /// When the last acknowledgement arrived.
-        var lastAck: UInt64 = 0
-    }
 
     /// How a requested stop/savepoint ended.
     enum Outcome: Sendable, Equatable {
@@ -34,70 +28,72 @@ final class CheckpointCoordinator: @unchecked Sendable {
     }
 
     private let cond = NSCondition()
+    private var machine: CheckpointCoordinatorStateMachine<TaskAck>
     private let settings: CheckpointConfig
     private let job: String, runID: String
     private let nodes: [String]
     private let parallelism: Int, maxParallelism: Int
     private let layouts: [String: String]
-    private let expectedAcks: Int
     private let log: @Sendable (String) -> Void
     private let onEvent: @Sendable (RunEvent) -> Void
-
-    private var nextID: Int64
-    private var pending: Pending?
-    private var requests: [BarrierKind] = []
-    private var outcomes: [Int64: Outcome] = [:]
-    private var lastPeriodic = DispatchTime.now().uptimeNanoseconds
-    private var shutdown = false
-    /// Per source task: how long it has been at the end of its input, and when it said so.
-    private var sourcesAtEnd: [Int: (nanos: UInt64, reportedAt: UInt64)] = [:]
-    private let sourceTasks: Int
-    private let untilIdleNanos: UInt64?
-    private var drained = false
-    /// Records moved through the run so far (in, out, rejected, late), read
-    /// before each periodic trigger: when nothing moved since the last
-    /// completed checkpoint, the next one would hold exactly the same offsets,
-    /// state and (empty) sink epochs, so it is skipped. An idle job stays idle.
+    /// Records moved through the run so far: a periodic checkpoint with nothing
+    /// moved since the last completed one is skipped, so an idle job stays idle.
     private let activity: (@Sendable () -> Int)?
-    private var activityAtLastCheckpoint: Int?
+
+    private var toPersist: [(Barrier, [TaskID: TaskAck], UInt64)] = []
+    private var outcomes: [Int64: Outcome] = [:]
+    private var stopSnapshot: String?
+    private var shutdown = false
+    /// Called (outside the lock) with each completed checkpoint id: sinks wake up to commit.
+    private var completionListeners: [@Sendable (Int64) -> Void] = []
 
     /// Highest checkpoint id known complete (sinks commit up to it).
     let completedID = Atomic<Int64>(-1)
-    /// Highest checkpoint id that failed or was aborted.
-    let abortedID = Atomic<Int64>(-1)
     let metrics: JobMetrics
 
     init(settings: CheckpointConfig, job: String, run: String, nodes: [String], parallelism: Int, maxParallelism: Int,
-         layouts: [String: String], expectedAcks: Int, sourceTasks: Int, untilIdleMillis: Int64?, metrics: JobMetrics,
+         layouts: [String: String], tasks: Set<TaskID>, sourceTasks: Set<TaskID>, untilIdleMillis: Int64?, metrics: JobMetrics,
          log: @escaping @Sendable (String) -> Void, onEvent: @escaping @Sendable (RunEvent) -> Void = { _ in },
          activity: (@Sendable () -> Int)? = nil) {
         self.onEvent = onEvent
         self.activity = activity
         self.settings = settings; self.job = job; self.runID = run; self.nodes = nodes
         self.parallelism = parallelism; self.maxParallelism = maxParallelism; self.layouts = layouts
-        self.expectedAcks = expectedAcks; self.sourceTasks = sourceTasks
-        self.untilIdleNanos = untilIdleMillis.map { UInt64(max(0, $0)) * 1_000_000 }
-        self.nextID = settings.firstCheckpointID; self.metrics = metrics; self.log = log
+        self.metrics = metrics; self.log = log
+        let config = CheckpointCoordinatorStateMachine<TaskAck>.Configuration(
+            tasks: tasks, sourceTasks: sourceTasks,
+            intervalNanos: settings.intervalMillis.map { UInt64(max(1, $0)) &* 1_000_000 },
+            timeoutNanos: UInt64(max(1, settings.timeoutMillis)) &* 1_000_000,
+            untilIdleNanos: untilIdleMillis.map { UInt64(max(0, $0)) &* 1_000_000 },
+            firstCheckpointID: settings.firstCheckpointID)
+        machine = CheckpointCoordinatorStateMachine(config, now: CheckpointCoordinator.now())
+    }
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Registers a listener for completed checkpoints (before the run starts).
+    func onCompleted(_ listener: @escaping @Sendable (Int64) -> Void) {
+        cond.lock(); completionListeners.append(listener); cond.unlock()
     }
 
     /// The barrier sources should inject now, if any newer than `after`.
     func barrier(after: Int64) -> Barrier? {
         cond.lock(); defer { cond.unlock() }
-        if let p = pending, p.barrier.id > after { return p.barrier }
+        if let b = machine.pendingBarrier, b.id > after { return b }
         return nil
     }
 
-    /// Requests a snapshot of the given kind; returns once it is triggered.
+    /// Requests a snapshot of the given kind; it is triggered when no other is in flight.
     func request(_ kind: BarrierKind) {
-        cond.lock(); requests.append(kind); cond.broadcast(); cond.unlock()
+        cond.lock(); defer { cond.unlock() }
+        execute(machine.request(kind, now: CheckpointCoordinator.now()))
     }
 
-    /// Waits for the outcome of the first barrier of `kind` triggered after now.
+    /// Waits for the outcome of the first barrier triggered after now (of `kind`).
     func requestAndWait(_ kind: BarrierKind, timeoutSeconds: Double) -> Outcome {
         cond.lock()
-        let firstCandidate = nextID
-        requests.append(kind)
-        cond.broadcast()
+        let firstCandidate = machine.nextCheckpointID
+        execute(machine.request(kind, now: CheckpointCoordinator.now()))
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while true {
             if let (_, o) = outcomes.filter({ $0.key >= firstCandidate }).min(by: { $0.key < $1.key }) {
@@ -113,153 +109,138 @@ final class CheckpointCoordinator: @unchecked Sendable {
         cond.lock(); defer { cond.unlock() }
         return stopSnapshot
     }
-    private var stopSnapshot: String?
 
-    /// Outcome of checkpoint `id`, once known.
+    var completedCheckpoint: Int64 { completedID.load(ordering: .acquiring) }
+
     func outcome(of id: Int64) -> Outcome? {
         cond.lock(); defer { cond.unlock() }
         return outcomes[id]
     }
 
-    /// Blocks until checkpoint `id` completed or failed (or the run shuts down).
-    func waitForOutcome(_ id: Int64, stop: () -> Bool) -> Outcome? {
+    /// Blocks until checkpoint `id` completed or failed; nil if the run shuts down first.
+    func waitForOutcome(_ id: Int64) -> Outcome? {
         cond.lock(); defer { cond.unlock() }
-        while outcomes[id] == nil && !shutdown && !stop() { _ = cond.wait(until: Date().addingTimeInterval(0.05)) }
+        while outcomes[id] == nil && !shutdown { cond.wait() }
         return outcomes[id]
     }
 
     func ack(_ barrier: Barrier, _ a: TaskAck) {
         cond.lock(); defer { cond.unlock() }
-        guard pending?.barrier.id == barrier.id else { return }  // aborted meanwhile
-        pending!.acks.append(a)
-        pending!.lastAck = DispatchTime.now().uptimeNanoseconds
-        cond.broadcast()
+        let (outcome, actions) = machine.ack(checkpoint: barrier.id, from: a.task, a, now: CheckpointCoordinator.now())
+        if outcome != .accepted && outcome != .late {
+            log("checkpoint \(barrier.id): \(outcome) acknowledgement from \(a.task) ignored")
+        }
+        execute(actions)
     }
 
-    /// Sources report how long all their splits have been observed at their
-    /// end (nil: some split has lag), for `--until-idle`. The time is counted
-    /// by the source itself and excludes stalls, so a stopped process never
-    /// finds its input "complete" on waking up.
-    func sourceAtEnd(_ task: Int, atEndFor nanos: UInt64?) {
+    /// A source task reports how long all its splits have been at their end (nil: some split has lag).
+    func sourceAtEnd(_ task: TaskID, atEndFor nanos: UInt64?) {
         cond.lock(); defer { cond.unlock() }
-        guard let nanos else { sourcesAtEnd[task] = nil; return }
-        let crossed = untilIdleNanos.map { nanos >= $0 && (sourcesAtEnd[task]?.nanos ?? 0) < $0 } ?? false
-        sourcesAtEnd[task] = (nanos, DispatchTime.now().uptimeNanoseconds)
-        if crossed { cond.broadcast() }  // the drain may be due: don't wait for the next wake-up
+        execute(machine.sourceAtEnd(task, atEndFor: nanos, now: CheckpointCoordinator.now()))
     }
 
+    /// Ends the coordinator: a checkpoint being collected is aborted (quietly:
+    /// the run is over), waiters are released.
     func stop() {
-        cond.lock(); shutdown = true; cond.broadcast(); cond.unlock()
+        cond.lock()
+        for case .abort(let b, let reason) in machine.cancel() { outcomes[b.id] = .failed(reason) }
+        shutdown = true
+        cond.broadcast()
+        cond.unlock()
     }
 
-    /// The coordinator's own thread.
+    /// The coordinator's own thread: persists checkpoints and fires timers.
     func run() {
         cond.lock()
-        while !shutdown {
-            let now = DispatchTime.now().uptimeNanoseconds
-            if var p = pending {
-                // Late is late: a checkpoint whose acknowledgements took longer than the
-                // timeout fails even if the last one is in by the time we look.
-                let acked = p.acks.count >= expectedAcks
-                let overdue = (acked ? p.lastAck : now) &- p.started > UInt64(settings.timeoutMillis) * 1_000_000
-                if acked && !overdue {
-                    pending = nil
-                    cond.unlock()
-                    let outcome = complete(p)
-                    cond.lock()
-                    outcomes[p.barrier.id] = outcome
-                    if case .completed(let sid) = outcome {
-                        completedID.store(p.barrier.id, ordering: .releasing)
-                        if let a = p.activity { activityAtLastCheckpoint = a }
-                        if p.barrier.kind == .stop { stopSnapshot = sid }
-                    }
-                    else {
-                        abortedID.store(p.barrier.id, ordering: .releasing)
-                        if p.barrier.kind == .drain { drained = false; sourcesAtEnd.removeAll() }
-                    }
-                    if p.barrier.kind == .checkpoint { lastPeriodic = DispatchTime.now().uptimeNanoseconds }
-                    cond.broadcast()
-                    continue
+        while true {
+            if !toPersist.isEmpty {
+                let (b, acks, started) = toPersist.removeFirst()
+                cond.unlock()
+                let result = persist(b, acks, started: started)
+                cond.lock()
+                let now = CheckpointCoordinator.now()
+                switch result {
+                case .success(let id): execute(machine.persisted(checkpoint: b.id, snapshotID: id, now: now))
+                case .failure(let e): execute(machine.persistFailed(checkpoint: b.id, reason: "\(e)", now: now))
                 }
-                if overdue {
-                    let missing = expectedAcks - p.acks.count
-                    let acked = Set(p.acks.map { "\($0.node)#\($0.subtask)" })
-                    let reason = "checkpoint \(p.barrier.id) timed out after \(settings.timeoutMillis) ms: \(missing) of \(expectedAcks) tasks did not acknowledge (acknowledged: \(acked.sorted().joined(separator: ", ")))"
-                    log(reason)
-                    onEvent(.snapshotFailed(checkpointID: p.barrier.id, kind: p.barrier.kind, reason: reason))
-                    pending = nil
-                    if p.barrier.kind == .drain { drained = false; sourcesAtEnd.removeAll() }
-                    outcomes[p.barrier.id] = .failed(reason)
-                    abortedID.store(p.barrier.id, ordering: .releasing)
-                    p.acks.removeAll()
-                    cond.broadcast()
-                    continue
-                }
-            } else if !drained {
-                var kind: BarrierKind?
-                if !requests.isEmpty { kind = requests.removeFirst() }
-                else if let limit = untilIdleNanos, sourcesAtEnd.count == sourceTasks,
-                        sourcesAtEnd.values.allSatisfy({ $0.nanos >= limit }) {
-                    kind = .drain
-                    // The wait at the end, up to now (benchmarks subtract it from the wall time).
-                    metrics.noteIdleWait(sourcesAtEnd.values.map { $0.nanos &+ (now &- min(now, $0.reportedAt)) }.min() ?? 0)
-                } else if let iv = settings.intervalMillis, now &- lastPeriodic >= UInt64(iv) * 1_000_000 {
-                    if let a = activity?(), a == activityAtLastCheckpoint {
-                        lastPeriodic = now  // nothing moved since the last checkpoint: skip this one
-                    } else {
-                        kind = .checkpoint
-                    }
-                }
-                if let kind {
-                    let b = Barrier(id: nextID, kind: kind)
-                    nextID += 1
-                    if kind == .drain { drained = true }
-                    pending = Pending(barrier: b, started: now, activity: kind == .checkpoint ? activity?() : nil)
-                    cond.broadcast()
-                    continue
-                }
+                continue
             }
-            // Requests and acknowledgements broadcast; otherwise wake for the next
-            // periodic trigger or timeout check, at most every 50 ms.
-            var waitNanos: UInt64 = 50_000_000
-            if pending == nil, let iv = settings.intervalMillis {
-                let due = lastPeriodic &+ UInt64(iv) * 1_000_000
-                waitNanos = min(waitNanos, due > now ? due - now : 0)
+            if shutdown { break }
+            let now = CheckpointCoordinator.now()
+            let actions = machine.tick(now: now, activity: activity?())
+            if !actions.isEmpty { execute(actions); continue }
+            if let due = machine.nextDeadline() {
+                _ = cond.wait(until: Date().addingTimeInterval(Double(due > now ? due - now : 0) / 1e9 + 0.000_5))
+            } else {
+                cond.wait()
             }
-            _ = cond.wait(until: Date().addingTimeInterval(Double(max(waitNanos, 1_000_000)) / 1e9))
         }
         cond.unlock()
     }
 
-    /// Encodes state and persists the checkpoint; the outcome decides commit or abort.
-    private func complete(_ p: Pending) -> Outcome {
-        let t0 = DispatchTime.now().uptimeNanoseconds
+    /// Carries out the machine's actions; called with the lock held.
+    private func execute(_ actions: [CheckpointCoordinatorStateMachine<TaskAck>.Action]) {
+        guard !actions.isEmpty else { return }
+        for a in actions {
+            switch a {
+            case .injectBarrier:
+                break  // sources read `barrier(after:)` between polls
+            case .persist(let b, let acks, let started):
+                toPersist.append((b, acks, started))
+            case .complete(let b, let sid):
+                outcomes[b.id] = .completed(snapshotID: sid)
+                if b.kind == .stop { stopSnapshot = sid }
+                if b.id > completedID.load(ordering: .relaxed) { completedID.store(b.id, ordering: .releasing) }
+                let listeners = completionListeners
+                for l in listeners { l(b.id) }
+            case .abort(let b, let reason):
+                log(reason)
+                onEvent(.snapshotFailed(checkpointID: b.id, kind: b.kind, reason: reason))
+                outcomes[b.id] = .failed(reason)
+            case .noteIdleWait(let nanos):
+                metrics.noteIdleWait(nanos)
+            }
+        }
+        cond.broadcast()
+    }
+
+    /// Encodes state and persists the checkpoint.
+    private func persist(_ b: Barrier, _ acks: [TaskID: TaskAck], started: UInt64) -> Result<String, any Error> {
+        let t0 = CheckpointCoordinator.now()
+        let c = CompletedCheckpoint(b, acks: acks, job: job, run: runID, nodes: nodes, parallelism: parallelism,
+                                    maxParallelism: maxParallelism, layouts: layouts)
+        let blobs = c.state
+        do {
+            let id = try settings.storage.persist(c, retain: settings.retain)
+            let ms = Double(CheckpointCoordinator.now() &- started) / 1e6
+            let bytes = blobs.reduce(0) { $0 + $1.bytes.count }
+            metrics.noteCheckpoint(durationMillis: ms, bytes: bytes)
+            onEvent(.snapshot(id: id, kind: b.kind, checkpointID: b.id, bytes: bytes, durationMillis: ms))
+            if b.kind != .checkpoint || ProcessInfo.processInfo.environment["WEIR_LOG_CHECKPOINTS"] != nil {
+                log(String(format: "snapshot %@ (%@) complete in %.0f ms (state encode+persist %.0f ms), %d bytes",
+                           id, b.kind.rawValue, ms, Double(CheckpointCoordinator.now() &- t0) / 1e6, bytes))
+            }
+            return .success(id)
+        } catch {
+            log("checkpoint \(b.id) could not be stored: \(error)")
+            return .failure(error)
+        }
+    }
+}
+
+extension CompletedCheckpoint {
+    /// The checkpoint the acknowledgements of every task make up (state encoded now).
+    init(_ b: Barrier, acks: [TaskID: TaskAck], job: String, run: String, nodes: [String], parallelism: Int,
+         maxParallelism: Int, layouts: [String: String]) {
         var offsets: [String: [String: Int64]] = [:]
         var blobs: [StateBlob] = []
         var txs: [String: [Int: String]] = [:]
-        for a in p.acks {
+        for (_, a) in acks.sorted(by: { $0.key < $1.key }) {
             if !a.offsets.isEmpty { offsets[a.node, default: [:]].merge(a.offsets) { $1 } }
             if let s = a.state { blobs.append(StateBlob(node: a.node, subtask: a.subtask, bytes: s(), keyGroups: a.keyGroups)) }
             if let x = a.sinkTransaction { txs[a.node, default: [:]][a.subtask] = x }
         }
-        let c = CompletedCheckpoint(id: p.barrier.id, kind: p.barrier.kind, job: job, run: runID, nodes: nodes,
-                                    parallelism: parallelism, maxParallelism: maxParallelism, offsets: offsets,
-                                    state: blobs, sinkTransactions: txs, layouts: layouts)
-        do {
-            let id = try settings.storage.persist(c, retain: settings.retain)
-            let ms = Double(DispatchTime.now().uptimeNanoseconds &- p.started) / 1e6
-            let bytes = blobs.reduce(0) { $0 + $1.bytes.count }
-            metrics.noteCheckpoint(durationMillis: ms, bytes: bytes)
-            onEvent(.snapshot(id: id, kind: p.barrier.kind, checkpointID: p.barrier.id, bytes: bytes, durationMillis: ms))
-            if p.barrier.kind != .checkpoint || ProcessInfo.processInfo.environment["WEIR_LOG_CHECKPOINTS"] != nil {
-                log(String(format: "snapshot %@ (%@) complete in %.0f ms (state encode+persist %.0f ms), %d bytes",
-                           id, p.barrier.kind.rawValue, ms, Double(DispatchTime.now().uptimeNanoseconds &- t0) / 1e6, bytes))
-            }
-            return .completed(snapshotID: id)
-        } catch {
-            log("checkpoint \(p.barrier.id) could not be stored: \(error)")
-            onEvent(.snapshotFailed(checkpointID: p.barrier.id, kind: p.barrier.kind, reason: "\(error)"))
-            return .failed("the snapshot could not be stored: \(error)")
-        }
+        self.init(id: b.id, kind: b.kind, job: job, run: run, nodes: nodes, parallelism: parallelism,
+                  maxParallelism: maxParallelism, offsets: offsets, state: blobs, sinkTransactions: txs, layouts: layouts)
     }
 }

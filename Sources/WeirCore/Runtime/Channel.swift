@@ -30,6 +30,7 @@ public final class Channel: @unchecked Sendable {
     private var head = 0
     private var count = 0
     private var cancelled = false
+    private var woken = false
     public let capacity: Int
     /// Nanoseconds producers spent blocked on a full queue (backpressure time).
     private var blockedNanos: UInt64 = 0
@@ -91,6 +92,49 @@ public final class Channel: @unchecked Sendable {
         count -= 1
         cond.broadcast()
         return .element(e.0, e.1)
+    }
+
+    /// Dequeues the next element, blocking until one arrives, the channel is
+    /// cancelled, or `wake()` is called (then `.timeout`).
+    public func receiveOrWake() -> Received {
+        cond.lock()
+        defer { cond.unlock() }
+        while count == 0 && !cancelled && !woken { cond.wait() }
+        if cancelled { return .cancelled }
+        if count == 0 { woken = false; return .timeout }
+        let e = items[head]!
+        items[head] = nil
+        head = (head + 1) % capacity
+        count -= 1
+        cond.broadcast()
+        return .element(e.0, e.1)
+    }
+
+    /// Dequeues the next element if there is one, without waiting (the simulator steps tasks this way).
+    func tryReceive() -> (Int, StreamElement)? {
+        cond.lock()
+        defer { cond.unlock() }
+        guard count > 0, !cancelled else { return nil }
+        let e = items[head]
+        items[head] = nil
+        head = (head + 1) % capacity
+        count -= 1
+        cond.broadcast()
+        return e
+    }
+
+    /// Elements waiting in the queue.
+    var pending: Int {
+        cond.lock(); defer { cond.unlock() }
+        return count
+    }
+
+    /// Wakes the consumer blocked in `receiveOrWake()` (say, to commit a completed checkpoint).
+    public func wake() {
+        cond.lock()
+        woken = true
+        cond.broadcast()
+        cond.unlock()
     }
 
     public func cancel() {

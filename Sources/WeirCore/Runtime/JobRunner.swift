@@ -21,6 +21,10 @@ public struct RunOptions: Sendable {
     public var onEvent: @Sendable (RunEvent) -> Void = { _ in }
     /// The published version being run (recorded with dead-letter rows).
     public var jobVersion: Int?
+    #if WEIR_BUG_SWITCHES
+    /// Deliberate protocol bugs (the simulator's tests switch them on).
+    public var injectedBugs: InjectedBugs = []
+    #endif
 
     public init() {}
 }
@@ -194,12 +198,17 @@ public final class JobRunner: Sendable {
     /// (a cancel never undoes a completed checkpoint), then rolls back the rest.
     /// If such a commit fails, nothing is rolled back: the epochs stay prepared
     /// and recovery resolves each by whether its checkpoint completed.
-    static func settleOnCancel(_ t: any TransactionalSinkWriter, completedID: Int64) {
-        var ok = true
-        for e in t.preparedEpochs where e <= completedID {
-            do { try t.commit(epoch: e) } catch { ok = false }
+    static func settleOnCancel(_ t: any TransactionalSinkWriter, committer: SinkCommitterStateMachine, completedID: Int64) {
+        var committer = committer
+        _ = committer.checkpointCompleted(completedID)
+        while let step = committer.nextCancelStep() {
+            switch step {
+            case .commit(let e):
+                do { try t.commit(epoch: e); committer.committed(epoch: e) } catch { committer.commitFailed(epoch: e) }
+            case .rollBackAll:
+                t.abortAll()
+            }
         }
-        if ok { t.abortAll() }
     }
 
     /// Checks a restore point against the plan (node ids, state layouts).
@@ -228,8 +237,34 @@ public final class JobRunner: Sendable {
         }
     }
 
-    /// Runs the job on the calling thread until it finishes, stops, is cancelled or fails.
-    public func run() throws -> RunOutcome {
+    /// Everything a run consists of before its threads start: the live run
+    /// and the deterministic simulator build it the same way.
+    struct RunGraph {
+        var plan: JobPlan
+        var sources: [SourceTask] = []
+        var inboxes: [InboxTask] = []
+        var channels: [Channel] = []
+        var writers: [any SinkWriter] = []
+        var rejections: [Rejections] = []
+        /// Sinks write in epochs committed by checkpoints (periodic checkpointing is on).
+        var transactional = false
+    }
+
+    /// The shape of a run that its checkpoint coordinator needs.
+    struct CoordinationShape {
+        var plan: JobPlan
+        /// Every task that acknowledges barriers, and the source tasks among them.
+        var tasks: Set<TaskID>, sourceTasks: Set<TaskID>
+        var layouts: [String: String]
+    }
+
+    /// Checks sinks, recovers their leftover transactions, discovers splits,
+    /// instantiates operators (restoring state) and wires every subtask;
+    /// starts nothing. Writers opened before a failure are closed.
+    func assemble(coordination make: (CoordinationShape) -> any CheckpointCoordination) throws -> RunGraph {
+        var writers: [any SinkWriter] = []
+        var assembled = false
+        defer { if !assembled { writers.forEach { $0.close() } } }
         // Sources without a schema that feed a sink take the sink table's columns.
         let plan = try self.plan.bindingSinkTables()
         let p = plan.parallelism
@@ -244,12 +279,12 @@ public final class JobRunner: Sendable {
                 if let ck = checkpointing, let tx = sink as? any TransactionalSinkConnector {
                     // Leftovers of every sink node of the job (renamed ones too): committed when a
                     // snapshot in this store or in the lineage of the one being restored covers them.
-                    let isCompleted = ck.isCompleted
-                    let lineage = restore.map { ($0.run, $0.checkpointID) }
-                    let decide: (PreparedTransaction) -> Bool = { t in
-                        if let (run, id) = lineage, t.scope.run == run, t.epoch <= id { return true }
-                        return isCompleted(t.scope.run, t.epoch)
-                    }
+                    var recovery = SinkCommitterStateMachine.Recovery(lineage: restore.map { ($0.run, $0.checkpointID) },
+                                                                      isCompleted: ck.isCompleted)
+                    #if WEIR_BUG_SWITCHES
+                    recovery.bugs = options.injectedBugs
+                    #endif
+                    let decide = recovery.shouldCommit
                     // By this node's name first (ids of older Weir versions name it), then every node of the job.
                     let (c1, r1) = try tx.recover(job: plan.name, node: n.id, shouldCommit: decide)
                     let (c2, r2) = try tx.recover(job: plan.name, node: nil, shouldCommit: decide)
@@ -310,19 +345,6 @@ public final class JobRunner: Sendable {
         // 3. Instantiate operators (restoring state) and wire outputs, per subtask.
         let transactional = checkpointing?.intervalMillis != nil
         let firstEpoch = checkpointing?.firstCheckpointID ?? 1
-        var writers: [any SinkWriter] = []
-        var cleanShutdown = false
-        var coordinator: CheckpointCoordinator?
-        defer {
-            let cancelled = state.withLock { $0.cancelled }
-            // The coordinator is stopped and joined by now: no checkpoint completes after this.
-            let completed = coordinator?.completedID.load(ordering: .acquiring) ?? -1
-            for w in writers {
-                if !cleanShutdown, cancelled, let t = w as? any TransactionalSinkWriter { JobRunner.settleOnCancel(t, completedID: completed) }
-                w.close()
-            }
-            rejections.forEach { $0.flushLog() }
-        }
         var ops: [[(any StreamOperator)?]] = Array(repeating: Array(repeating: nil, count: p), count: plan.nodes.count)
         let outs: [[Output]] = plan.nodes.map { _ in (0..<p).map { _ in Output() } }
         for (i, n) in plan.nodes.enumerated() {
@@ -392,28 +414,25 @@ public final class JobRunner: Sendable {
         }
 
         // 4. The coordinator: every source and inbox task acknowledges each barrier.
-        let sourceTaskCount = plan.nodes.filter(\.isSource).count * p
-        let taskCount = sourceTaskCount + inbox.count * p
+        var sourceTasks: Set<TaskID> = [], ackingTasks: Set<TaskID> = []
+        for (i, n) in plan.nodes.enumerated() where n.isSource || inbox[i] != nil {
+            for j in 0..<p {
+                ackingTasks.insert(TaskID(node: n.id, subtask: j))
+                if n.isSource { sourceTasks.insert(TaskID(node: n.id, subtask: j)) }
+            }
+        }
         var layouts: [String: String] = [:]
         for n in plan.nodes { if let l = JobRunner.layout(n, plan) { layouts[n.id] = l } }
-        let config = checkpointing ?? CheckpointConfig(storage: NoStorage(), intervalMillis: nil, timeoutMillis: 60_000,
-                                                        retain: 1, firstCheckpointID: 1, isCompleted: { _, _ in false })
-        let coord = CheckpointCoordinator(settings: config, job: plan.name, run: runID, nodes: plan.nodes.map(\.id),
-                                          parallelism: p, maxParallelism: plan.maxParallelism, layouts: layouts,
-                                          expectedAcks: taskCount, sourceTasks: sourceTaskCount,
-                                          untilIdleMillis: options.untilIdleMillis, metrics: metrics, log: options.log,
-                                          onEvent: options.onEvent, activity: { [metrics] in metrics.activity })
-        state.withLock { $0.channels = inbox.values.flatMap { $0 }; $0.coordinator = coord }
-        coordinator = coord
+        let coord = make(CoordinationShape(plan: plan, tasks: ackingTasks, sourceTasks: sourceTasks, layouts: layouts))
         let counters = plan.nodes.enumerated().map { i, n in
             NodeCounters(id: n.id, inputs: n.inputs.map { plan.nodes[$0].id }, inbox: inbox[i] ?? [])
         }
         for i in plan.nodes.indices { for out in outs[i] { out.counter = counters[i].recordsOut } }
         metrics.register(nodes: counters)
 
-        // 5. Start one thread per source subtask and per inbox subtask.
-        var tasks: [(name: String, body: @Sendable () throws -> Void)] = []
-        var sourceIndex = 0
+        // 5. One task per source subtask and per inbox subtask.
+        var graph = RunGraph(plan: plan, channels: inbox.keys.sorted().flatMap { inbox[$0]! }, rejections: rejections,
+                             transactional: transactional)
         for (i, n) in plan.nodes.enumerated() {
             if case .source(_, _, let eventTime) = n.kind {
                 let splits = splitsBySource[i] ?? []
@@ -421,14 +440,16 @@ public final class JobRunner: Sendable {
                 for file in restore?.state[n.id] ?? [] { watermarks.merge(SourceTask.decodeWatermarks(file)) { max($0, $1) } }
                 for j in 0..<p {
                     let mine = splits.indices.filter { $0 % p == j }
-                    let task = SourceTask(node: n, subtask: j, taskIndex: sourceIndex, connector: sources[i]!, splitIndices: mine,
+                    let task = SourceTask(node: n, subtask: j, connector: sources[i]!, splitIndices: mine,
                                           eventTime: eventTime, restoredWatermarks: watermarks, output: outs[i][j],
                                           options: options, metrics: metrics, counters: counters[i], rejections: rejections[i],
                                           coordinator: coord,
                                           stop: { [self] in stopFlag.load(ordering: .relaxed) },
                                           firstRecord: { [self] in noteFirstRecord() })
-                    sourceIndex += 1
-                    tasks.append(("\(n.id)#\(j)", task.run))
+                    #if WEIR_BUG_SWITCHES
+                    task.injectedBugs = options.injectedBugs
+                    #endif
+                    graph.sources.append(task)
                 }
             } else if let chans = inbox[i] {
                 for j in 0..<p {
@@ -439,14 +460,53 @@ public final class JobRunner: Sendable {
                                          flushIntervalMillis: n.isSink ? options.sinkFlushIntervalMillis : nil,
                                          keyGroups: KeyGroups.range(subtask: j, parallelism: p, maxParallelism: plan.maxParallelism),
                                          maxParallelism: plan.maxParallelism, coordinator: coord,
-                                         deadLetterSinkOf: deadLetterSinkOf)
-                    tasks.append(("\(n.id)#\(j)", task.run))
+                                         deadLetterSinkOf: deadLetterSinkOf, firstEpoch: firstEpoch)
+                    #if WEIR_BUG_SWITCHES
+                    task.inject(options.injectedBugs)
+                    #endif
+                    graph.inboxes.append(task)
                 }
             }
         }
+        graph.writers = writers
+        assembled = true
+        return graph
+    }
+
+    /// Runs the job on the calling thread until it finishes, stops, is cancelled or fails.
+    public func run() throws -> RunOutcome {
+        var made: CheckpointCoordinator?
+        let graph = try assemble { shape in
+            let config = checkpointing ?? CheckpointConfig(storage: NoStorage(), intervalMillis: nil, timeoutMillis: 60_000,
+                                                            retain: 1, firstCheckpointID: 1, isCompleted: { _, _ in false })
+            let c = CheckpointCoordinator(settings: config, job: shape.plan.name, run: runID, nodes: shape.plan.nodes.map(\.id),
+                                          parallelism: shape.plan.parallelism, maxParallelism: shape.plan.maxParallelism,
+                                          layouts: shape.layouts, tasks: shape.tasks, sourceTasks: shape.sourceTasks,
+                                          untilIdleMillis: options.untilIdleMillis, metrics: metrics, log: options.log,
+                                          onEvent: options.onEvent, activity: { [metrics] in metrics.activity })
+            made = c
+            return c
+        }
+        let coord = made!
+        state.withLock { $0.channels = graph.channels; $0.coordinator = coord }
+        var cleanShutdown = false
+        defer {
+            let cancelled = state.withLock { $0.cancelled }
+            // The coordinator is stopped and joined by now: no checkpoint completes after this.
+            let completed = coord.completedID.load(ordering: .acquiring)
+            if !cleanShutdown && cancelled {
+                for t in graph.inboxes { t.settleOnCancel(completedID: completed) }
+            }
+            graph.writers.forEach { $0.close() }
+            graph.rejections.forEach { $0.flushLog() }
+        }
+        let plan = graph.plan
+        var tasks: [(name: String, body: @Sendable () throws -> Void)] = []
+        for t in graph.sources { tasks.append(("\(t.node.id)#\(t.subtask)", t.run)) }
+        for t in graph.inboxes { tasks.append(("\(t.node.id)#\(t.subtask)", t.run)) }
         if let r = restore { options.log("restored snapshot \(r.snapshotID) (checkpoint \(r.checkpointID) of run \(r.run))") }
-        options.log("started \(plan.name) run \(runID): \(plan.nodes.count) nodes × \(p) subtasks, \(tasks.count) threads"
-                    + (transactional ? ", checkpoint every \(config.intervalMillis!) ms" : ""))
+        options.log("started \(plan.name) run \(runID): \(plan.nodes.count) nodes × \(plan.parallelism) subtasks, \(tasks.count) threads"
+                    + (graph.transactional ? ", checkpoint every \(checkpointing?.intervalMillis ?? 0) ms" : ""))
         options.onEvent(.running(run: runID, restoredFrom: restore?.snapshotID))
         let coordDone = DispatchSemaphore(value: 0)
         let coordThread = Thread { coord.run(); coordDone.signal() }
@@ -502,405 +562,3 @@ struct NoStorage: CheckpointStorage {
     }
 }
 
-/// The loop of one source subtask: poll → decode → chained operators,
-/// per-split watermarks with idleness, barriers injected between polls.
-final class SourceTask: @unchecked Sendable {
-    // @unchecked: the task is created on the runner thread and then used only by its own thread.
-    let node: PlannedNode
-    let subtask: Int
-    let taskIndex: Int
-    let connector: any SourceConnector
-    let splitIndices: [Int]
-    let eventTime: EventTimeSpec?
-    let restoredWatermarks: [String: Int64]
-    let output: Output
-    let options: RunOptions
-    let metrics: JobMetrics
-    let counters: NodeCounters
-    let rejections: Rejections
-    let coordinator: CheckpointCoordinator
-    let stop: @Sendable () -> Bool
-    let firstRecord: @Sendable () -> Void
-
-    init(node: PlannedNode, subtask: Int, taskIndex: Int, connector: any SourceConnector, splitIndices: [Int],
-         eventTime: EventTimeSpec?, restoredWatermarks: [String: Int64], output: Output, options: RunOptions,
-         metrics: JobMetrics, counters: NodeCounters, rejections: Rejections, coordinator: CheckpointCoordinator,
-         stop: @escaping @Sendable () -> Bool, firstRecord: @escaping @Sendable () -> Void) {
-        self.firstRecord = firstRecord; self.counters = counters; self.rejections = rejections
-        self.node = node; self.subtask = subtask; self.taskIndex = taskIndex; self.connector = connector
-        self.splitIndices = splitIndices; self.eventTime = eventTime; self.restoredWatermarks = restoredWatermarks
-        self.output = output; self.options = options; self.metrics = metrics; self.coordinator = coordinator; self.stop = stop
-    }
-
-    static func encodeWatermarks(_ m: [String: Int64]) -> [UInt8] {
-        var w = StateWriter()
-        w.u32(UInt32(m.count))
-        for (k, v) in m.sorted(by: { $0.key < $1.key }) { w.string(k); w.i64(v) }
-        return w.bytes
-    }
-
-    static func decodeWatermarks(_ b: [UInt8]) -> [String: Int64] {
-        var r = StateReader(b)
-        var m: [String: Int64] = [:]
-        guard let n = try? r.u32() else { return m }
-        for _ in 0..<n {
-            guard let k = try? r.string(), let v = try? r.i64() else { break }
-            m[k] = v
-        }
-        return m
-    }
-
-    func run() throws {
-        let reader = try connector.openReader(splits: splitIndices)
-        defer { reader.close() }
-        var decoder = JSONRowDecoder(schema: node.schema, eventTimeField: eventTime?.field)
-        let names = reader.splitNames
-        let n = names.count
-        var splitMax = names.map { restoredWatermarks[$0] ?? .min }
-        // Idleness: a split counts as idle only after it has been seen at its end
-        // (no lag) and silent for the idle timeout. Time is counted per loop
-        // iteration and capped, so a process stall (SIGSTOP), a blocked sink or a
-        // slow broker never adds up to idleness: a split with unread records is never idle.
-        var quietNanos = [UInt64](repeating: 0, count: n)
-        var hasLag = [Bool](repeating: true, count: n)
-        var lastLoop = DispatchTime.now().uptimeNanoseconds
-        var touched = [Bool](repeating: false, count: n)
-        var emitted = Int64.min
-        var idle = false
-        var lastProgress: UInt64 = 0
-        var atEndNanos: UInt64 = 0
-        let topics = names.map(SourceTask.topicPartition)
-        var rejected: [RejectedRecord] = []
-        var failures: [BadMessage] = []
-        var lastBarrier: Int64 = -1
-        var emptyPolls = 0
-        var sentFirst = false
-        let arity = node.schema.count
-        let ooo = eventTime?.maxOutOfOrdernessMillis ?? 0
-        let idleNanos = UInt64(max(0, eventTime?.idleTimeoutMillis ?? 0)) * 1_000_000
-        // Filters/selects chained behind the source run inside the decode loop.
-        var pipeline = RowPipeline(from: output, sourceArity: arity)
-        let batchArity = pipeline?.outArity ?? arity
-        var batch = RecordBatch(arity: batchArity, capacity: options.pollBatchSize)
-
-        while !stop() {
-            // A barrier goes out between polls: every record before it is already emitted.
-            if let b = coordinator.barrier(after: lastBarrier) {
-                lastBarrier = b.id
-                if b.kind == .drain, eventTime != nil { output.emitWatermark(Int64.max - 1) }
-                try output.emitControl(.barrier(b))
-                var offsets: [String: Int64] = [:]
-                for p in reader.progress() where p.nextOffset >= 0 { offsets[p.name] = p.nextOffset }
-                var wms: [String: Int64] = [:]
-                for k in 0..<n where splitMax[k] != .min { wms[names[k]] = splitMax[k] }
-                let blob = SourceTask.encodeWatermarks(wms)
-                coordinator.ack(b, TaskAck(node: node.id, subtask: subtask, offsets: offsets, state: { blob }))
-                if b.kind == .stop || b.kind == .drain {
-                    // Wait for the snapshot: if it completes the source ends here, otherwise it goes on.
-                    let outcome = coordinator.waitForOutcome(b.id, stop: stop)
-                    if case .completed? = outcome {
-                        if b.kind == .drain { try output.emitEnd() } else { try output.emitControl(.stop) }
-                        return
-                    }
-                    if outcome == nil { return }
-                }
-                continue
-            }
-            var bad = 0
-            // A short wait while records flow keeps barriers prompt; after a few empty
-            // polls the wait grows, so an idle job sleeps instead of polling 100 times a second.
-            let timeout = emptyPolls < 20 ? 10 : 100
-            let got = try reader.poll(maxMessages: options.pollBatchSize, timeoutMillis: timeout) { idx, bytes in
-                if let failure = decoder.decodeRow(bytes) {
-                    // Kept minimal here (the hot closure); handled after the poll.
-                    bad += 1
-                    touched[idx] = true
-                    failures.append(BadMessage(split: idx, failure: failure,
-                                               offset: reader.offsetOfLastDelivered(split: idx), bytes: Array(bytes)))
-                    return
-                }
-                touched[idx] = true
-                let ts = decoder.timestamp
-                if ts > splitMax[idx] { splitMax[idx] = ts }
-                if pipeline != nil {
-                    decoder.withRow { pipeline!.push($0, timestamp: ts, into: &batch) }
-                } else {
-                    decoder.withRow { batch.values.append(contentsOf: UnsafeBufferPointer(start: $0, count: arity)) }
-                    batch.timestamps.append(ts)
-                }
-            }
-            if got > 0 { metrics.recordsIn.add(got); counters.recordsIn.add(got) }
-            if bad > 0 { metrics.decodeErrors.add(bad) }
-            if pipeline != nil {
-                output.count(got - bad)
-                pipeline!.countBatch(rows: got - bad)
-            }
-            if !failures.isEmpty {
-                try reject(failures, topics: topics, into: &rejected)
-                failures.removeAll()
-            }
-            emptyPolls = got == 0 ? emptyPolls &+ 1 : 0
-            if !batch.isEmpty {
-                if !sentFirst { sentFirst = true; firstRecord() }
-                try (pipeline?.output ?? output).emit(batch)
-                batch = RecordBatch(arity: batchArity, capacity: options.pollBatchSize)
-            }
-            if !rejected.isEmpty {
-                // After the batch and before the next barrier: same epoch as the records around them.
-                try output.emitRejects(rejected)
-                rejected.removeAll()
-            }
-            let now = DispatchTime.now().uptimeNanoseconds
-            let step = min(now &- lastLoop, SourceTask.maxIdleStepNanos)
-            lastLoop = now
-            if got > 0 && atEndNanos > 0 {
-                // Records arrived: the input is live, not complete, whatever the cached high
-                // watermarks said between fetches (a consumer that keeps up is "at end" between them).
-                atEndNanos = 0
-                coordinator.sourceAtEnd(taskIndex, atEndFor: nil)
-            }
-            if now &- lastProgress > 200_000_000 || got == 0 {
-                lastProgress = now
-                let progress = reader.progress()
-                metrics.update(progress)
-                for k in 0..<min(n, progress.count) { hasLag[k] = !progress[k].atEnd }
-                // --until-idle counts only time spent at the end with nothing arriving, never a stall.
-                if progress.allSatisfy(\.atEnd) && got == 0 { atEndNanos &+= step } else { atEndNanos = 0 }
-                coordinator.sourceAtEnd(taskIndex, atEndFor: progress.allSatisfy(\.atEnd) ? atEndNanos : nil)
-            }
-            if eventTime != nil {
-                var wm = Int64.max
-                var anyActive = false
-                for k in 0..<n {
-                    if touched[k] || hasLag[k] { quietNanos[k] = 0; touched[k] = false } else { quietNanos[k] &+= step }
-                    if quietNanos[k] < idleNanos {
-                        anyActive = true
-                        let w = splitMax[k] == .min ? .min : splitMax[k] - ooo - 1
-                        wm = min(wm, w)
-                    }
-                }
-                if anyActive {
-                    idle = false
-                    if wm > emitted && wm != .min { emitted = wm; output.emitWatermark(wm) }
-                } else if !idle {
-                    // Every split is idle: nothing holds the watermark back any more, so
-                    // advance it to the furthest split before declaring the input idle.
-                    let furthest = splitMax.max() ?? .min
-                    if furthest != .min, furthest - ooo - 1 > emitted { emitted = furthest - ooo - 1; output.emitWatermark(emitted) }
-                    idle = true
-                    output.emitIdle()
-                }
-            }
-        }
-    }
-
-    /// A message the decoder refused, as noted inside the poll loop.
-    struct BadMessage {
-        var split: Int
-        var failure: JSONRowDecoder.Failure
-        var offset: Int64?
-        var bytes: [UInt8]
-    }
-
-    /// Counts, logs and (dead letter) collects the messages refused by the last poll; throws under `onError: fail`.
-    @inline(never)
-    func reject(_ bad: [BadMessage], topics: [(String?, Int32?)], into rejected: inout [RejectedRecord]) throws {
-        for m in bad {
-            let r = RejectedRecord(node: node.id, reason: m.failure.reason,
-                                   message: m.failure.message(schema: node.schema, eventTimeField: eventTime?.field),
-                                   topic: topics[m.split].0, partition: topics[m.split].1, offset: m.offset, value: m.bytes)
-            if try rejections.reject(r) { rejected.append(r) }
-        }
-    }
-
-    /// The most one loop iteration adds to a split's quiet time (a longer gap is a stall, not silence).
-    static let maxIdleStepNanos: UInt64 = 150_000_000
-
-    /// `events/3` → ("events", 3); a split name without a partition keeps its whole name as the topic.
-    static func topicPartition(_ split: String) -> (String?, Int32?) {
-        guard let slash = split.lastIndex(of: "/"), let p = Int32(split[split.index(after: slash)...]) else { return (split, nil) }
-        return (String(split[..<slash]), p)
-    }
-}
-
-/// The loop of one subtask that has an inbox: merges inputs, tracks the
-/// minimum watermark over live inputs, aligns barriers, and drives its
-/// operator chain. Sink subtasks also commit epochs once their checkpoint completed.
-final class InboxTask: @unchecked Sendable {
-    // @unchecked: used only by its own thread once started.
-    let node: PlannedNode
-    let subtask: Int
-    let channel: Channel
-    let inputs: Int
-    let op: any StreamOperator
-    let output: Output
-    let flushIntervalMillis: Int64?
-    let keyGroups: ClosedRange<Int>
-    let maxParallelism: Int
-    let coordinator: CheckpointCoordinator
-    /// Node id → the sink that writes its dead letters.
-    let deadLetterSinkOf: [String: String]
-
-    private var wms: [Int64]
-    private var idle: [Bool]
-    private var ended: [Bool]
-    private var endedCount = 0
-    private var combined = Int64.min
-    private var idleSent = false
-    private var aligning: Barrier?
-    private var blocked: [Bool]
-    private var blockedCount = 0
-    private var buffered: [(Int, StreamElement)] = []
-    private var prepared: [Int64] = []
-    private var finished = false
-
-    init(node: PlannedNode, subtask: Int, channel: Channel, inputs: Int, op: any StreamOperator, output: Output,
-         flushIntervalMillis: Int64?, keyGroups: ClosedRange<Int>, maxParallelism: Int, coordinator: CheckpointCoordinator,
-         deadLetterSinkOf: [String: String]) {
-        self.deadLetterSinkOf = deadLetterSinkOf
-        self.node = node; self.subtask = subtask
-        self.channel = channel; self.inputs = inputs; self.op = op; self.output = output
-        self.flushIntervalMillis = flushIntervalMillis; self.keyGroups = keyGroups
-        self.maxParallelism = maxParallelism; self.coordinator = coordinator
-        wms = Array(repeating: .min, count: inputs)
-        idle = Array(repeating: false, count: inputs)
-        ended = Array(repeating: false, count: inputs)
-        blocked = Array(repeating: false, count: inputs)
-    }
-
-    private var sink: SinkOperator? { op as? SinkOperator }
-    private var txWriter: (any TransactionalSinkWriter)? { sink?.writer as? any TransactionalSinkWriter }
-
-    private func recompute() throws {
-        var wm = Int64.max
-        var active = false
-        for k in 0..<inputs where !ended[k] && !idle[k] { active = true; wm = min(wm, wms[k]) }
-        if !active {
-            if endedCount < inputs && !idleSent { idleSent = true; output.emitIdle() }
-            return
-        }
-        idleSent = false
-        if wm > combined && wm != .min { combined = wm; try op.watermark(wm, output) }
-    }
-
-    /// Commits every prepared epoch whose checkpoint completed.
-    private func commitCompleted() throws {
-        guard let tx = txWriter, !prepared.isEmpty else { return }
-        let done = coordinator.completedID.load(ordering: .acquiring)
-        while let first = prepared.first, first <= done {
-            try tx.commit(epoch: first)
-            prepared.removeFirst()
-        }
-        // Epochs of aborted checkpoints stay prepared: the next completed checkpoint covers them.
-    }
-
-    private func handle(_ i: Int, _ e: StreamElement) throws {
-        if aligning != nil && blocked[i] { buffered.append((i, e)); return }
-        switch e {
-        case .batch(let b):
-            if idle[i] { idle[i] = false; try recompute() }
-            try op.process(b, output)
-        case .watermark(let w):
-            idle[i] = false
-            if w > wms[i] { wms[i] = w }
-            try recompute()
-        case .idle:
-            idle[i] = true
-            try recompute()
-        case .rejects(let rs):
-            if let sink {
-                let mine = rs.filter { deadLetterSinkOf[$0.node] == node.id }
-                if !mine.isEmpty { try sink.writer.writeDeadLetters(mine) }
-            } else {
-                try output.emitRejects(rs)
-            }
-        case .barrier(let b):
-            if aligning == nil { aligning = b }
-            if !blocked[i] { blocked[i] = true; blockedCount += 1 }
-            try checkAligned()
-        case .end, .stop:
-            if !ended[i] { ended[i] = true; endedCount += 1 }
-            if endedCount == inputs {
-                if case .end = e {
-                    try op.finish(output)
-                    try output.emitEnd()
-                } else {
-                    try output.emitControl(.stop)
-                }
-                finished = true
-                return
-            }
-            try checkAligned()
-            try recompute()
-        }
-    }
-
-    /// All live inputs delivered the barrier: snapshot, forward it, replay what was held back.
-    private func checkAligned() throws {
-        guard let b = aligning else { return }
-        var all = true
-        for k in 0..<inputs where !blocked[k] && !ended[k] { all = false; break }
-        guard all else { return }
-        var ack = TaskAck(node: node.id, subtask: subtask)
-        if let stateful = op as? any StatefulOperator {
-            ack.state = stateful.captureState(maxParallelism: maxParallelism)
-            ack.keyGroups = keyGroups
-        }
-        if let sink {
-            if let tx = txWriter {
-                if let xid = try tx.prepare() { ack.sinkTransaction = xid; prepared.append(b.id) }
-                try tx.begin(epoch: b.id + 1)
-            } else {
-                try sink.writer.flush()
-            }
-        }
-        coordinator.ack(b, ack)
-        try output.emitControl(.barrier(b))
-        aligning = nil
-        for k in 0..<inputs { blocked[k] = false }
-        blockedCount = 0
-        let replay = buffered
-        buffered.removeAll()
-        for (i, e) in replay { try handle(i, e) }
-    }
-
-    func run() throws {
-        var lastFlush = Date()
-        let interval = Double(flushIntervalMillis ?? 1000) / 1000
-        let isSink = sink != nil
-        let transactional = txWriter != nil
-        while !finished {
-            let received: Channel.Received
-            if isSink {
-                // A transactional sink commits on checkpoint completion, not on a timer: it
-                // waits for input, looking at the coordinator often only while an epoch is
-                // prepared. A plain sink wakes for its next flush. Both deadlines advance,
-                // so an idle sink sleeps.
-                let deadline = transactional ? Date().addingTimeInterval(prepared.isEmpty ? 0.2 : 0.005)
-                                             : lastFlush.addingTimeInterval(interval)
-                received = channel.receive(before: max(deadline, Date().addingTimeInterval(0.001)))
-            } else {
-                received = channel.receive().map { .element($0.0, $0.1) } ?? .cancelled
-            }
-            switch received {
-            case .cancelled: return
-            case .timeout: break
-            case .element(let i, let e): try handle(i, e)
-            }
-            if transactional { try commitCompleted() }
-            else if let sink, Date().timeIntervalSince(lastFlush) >= interval {
-                try sink.writer.flush()
-                lastFlush = Date()
-            }
-        }
-        // Ended or stopped: a sink waits for the checkpoint covering its last epoch, then commits it.
-        if transactional {
-            while let last = prepared.last {
-                if coordinator.completedID.load(ordering: .acquiring) >= last { break }
-                if coordinator.abortedID.load(ordering: .acquiring) >= last { break }
-                guard coordinator.waitForOutcome(last, stop: { false }) != nil else { break }
-            }
-            try commitCompleted()
-        }
-    }
-}

@@ -18,23 +18,15 @@ extension JobLifecycle {
         for e in events { handle(runID: runID, event: e) }
     }
 
+    /// Records what an event says about the run (its state, snapshots,
+    /// metrics, final event) and executes the lifecycle's reaction to it.
     private func handle(runID: String, event e: JSONValue) {
         guard let job = liveJob(ofRun: runID), var lr = live[job], let name = e["event"]?.string else { return }
         let time = e["time"]?.string ?? Clock.now()
+        let report: JobLifecycleStateMachine.RunReport
         switch name {
         case "running":
-            if lr.row.status == .starting {
-                lr.row.status = .running
-                if let from = e["restoredFrom"]?.string { lr.row.restoredFrom = from }
-                live[job] = lr
-                try? store.updateRun(lr.row)
-                log("job '\(job)': run \(runID) is running" + (lr.row.restoredFrom.map { " (restored from \($0))" } ?? ""))
-            }
-            if let op = inflight[job], op.phase == "starting", op.run == runID {
-                var result: [String: JSONValue] = ["run": .string(runID), "version": .int(Int64(lr.row.version))]
-                if let from = lr.row.restoredFrom { result["restoredFrom"] = .string(from) }
-                succeed(job, result: .object(result))
-            }
+            report = .running(restoredFrom: e["restoredFrom"]?.string)
         case "snapshot":
             guard let id = e["id"]?.string else { return }
             let kind = e["kind"]?.string ?? SnapshotManifest.parseID(id)?.kind.rawValue ?? "checkpoint"
@@ -45,37 +37,19 @@ extension JobLifecycle {
                                   offsets: e["offsets"] ?? .object([:]))
             do { try store.insertSnapshot(row) } catch { log("cannot record snapshot \(id) of job '\(job)': \(error)") }
             if kind != "checkpoint" { log("job '\(job)': run \(runID) took \(kind) \(id)") }
-            if kind == "savepoint", let op = inflight[job], op.type == .savepoint, op.run == runID, time >= op.requestedAt {
-                succeed(job, result: .object(["snapshot": .string(id), "run": .string(runID)]))
-            }
+            report = .snapshot(id: id, kind: kind)
         case "savepoint_failed":
-            if let op = inflight[job], op.type == .savepoint, op.run == runID, time >= op.requestedAt {
-                let reason = e["reason"]?.string ?? "unknown reason"
-                fail(job, OperationError(code: "savepoint_failed", message: "savepoint failed, the run goes on: \(reason)",
-                                         suggestion: Suggestions.suggest(code: nil, message: reason) ?? Suggestions.savepointFailed))
-            }
+            report = .savepointFailed(reason: e["reason"]?.string)
         case "stop_failed":
-            let reason = e["reason"]?.string ?? "unknown reason"
-            lr.stopSignalled = true
-            live[job] = lr
-            if lr.row.status == .stopping {
-                lr.row.status = .running
-                live[job] = lr
-                try? store.updateRun(lr.row)
-            }
-            let error = OperationError(code: "stop_failed", message: "stop with snapshot failed, the run keeps going: \(reason)",
-                                       suggestion: Suggestions.stopFailed)
-            if let op = inflight[job], op.phase == "stopping", op.run == runID, time >= op.requestedAt {
-                fail(job, error)
-            } else if inflight[job] == nil {
-                try? store.setWarning(job, error.warning)
-            }
+            report = .stopFailed(reason: e["reason"]?.string)
         case "restarting":
             let attempt = e["attempt"]?.int ?? 0, of = e["of"]?.int ?? 0
             log("job '\(job)': run \(runID) restarting (attempt \(attempt) of \(of)) after: \(e["error"]?.string ?? "an error")")
+            return
         case "metrics":
             lr.metrics = e
             live[job] = lr
+            return
         case "finished", "stopped", "cancelled", "failed":
             // The first final event is the real one: `weir run` may append a second,
             // generic `failed` (its CLI wrapper re-reporting the same error).
@@ -83,19 +57,17 @@ extension JobLifecycle {
                 lr.final = e
                 live[job] = lr
             }
+            return
         default:
-            break
+            return
         }
+        react(machine(job).runReported(report, runID: runID, at: time), job: job)
     }
+
+    /// How a run ended, as the lifecycle rules take it.
+    private typealias Ending = JobLifecycleStateMachine.RunEnding
 
     /// How a run ended, from its final event or its exit.
-    private struct Ending {
-        var outcome: String
-        var message: String
-        var error: OperationError?
-        var stopSnapshot: String?
-    }
-
     private func ending(_ lr: LiveRun, exit: ProcessExit) -> Ending {
         let f = lr.final
         switch f?["event"]?.string {
@@ -133,9 +105,9 @@ extension JobLifecycle {
         }
     }
 
-    /// The run's process is gone: record how it ended, finish the operation
-    /// waiting on it (or warn when it ended by itself), and continue a
-    /// publish-and-run whose stop phase completed.
+    /// The run's process is gone: record how it ended and execute the
+    /// lifecycle's reaction (finish the operation waiting on it, or warn when
+    /// it ended by itself; continue a publish-and-run whose stop phase completed).
     func runExited(runID: String, exit: ProcessExit, whileDown: Bool) {
         guard let job = liveJob(ofRun: runID), var lr = live.removeValue(forKey: job) else { return }
         let end = ending(lr, exit: exit)
@@ -146,75 +118,12 @@ extension JobLifecycle {
         try? store.updateRun(lr.row)
         try? store.touchJob(job)
         log("job '\(job)': run \(runID) ended (\(exit.description)): \(end.message)" + (whileDown ? " [while the server was down]" : ""))
-        let prefix = whileDown ? "the run's process ended while the server was down: " : ""
-        func prefixed(_ e: OperationError) -> OperationError {
-            OperationError(code: e.code, message: prefix + e.message, suggestion: e.suggestion)
-        }
-
-        guard let op = inflight[job], op.run == runID else {
-            if let error = end.error {
-                try? store.setWarning(job, prefixed(error).warning)
-            } else if whileDown {
-                try? store.setWarning(job, JobWarning(code: "ended_while_down", message: prefix + end.message,
-                                                      suggestion: "check the run's log; run the job again (from the latest snapshot to resume)"))
-            }
-            return
-        }
-        switch (op.type, op.phase) {
-        case (.stop, _), (.publishAndRun, "stopping"?):
-            let withSnapshot = op.params["snapshot"]?.bool ?? false
-            var stopped = false
-            if let error = end.error {
-                fail(job, prefixed(error))
-            } else if withSnapshot && end.stopSnapshot == nil {
-                fail(job, OperationError(code: "stop_failed", message: prefix + "the run ended without a stop snapshot: \(end.message)",
-                                         suggestion: "restore from the latest checkpoint (run with snapshot latest); output is committed up to it"))
-            } else {
-                stopped = true
-            }
-            guard stopped else { return }
-            var result: [String: JSONValue] = ["run": .string(runID)]
-            if let s = end.stopSnapshot {
-                result["snapshot"] = .string(s)
-                recordStopSnapshot(job, id: s, run: lr.row)
-            }
-            if op.type == .stop {
-                succeed(job, result: .object(result))
-                return
-            }
-            // publish and run: the old run is down, start the new version.
-            var next = op
-            next.phase = "starting"
-            next.run = nil
-            if case .object(var r) = next.result ?? .object([:]) {
-                r["stoppedRun"] = .string(runID)
-                if let s = end.stopSnapshot { r["snapshot"] = .string(s) }
-                next.result = .object(r)
-            }
-            update(next)
-            guard let version = op.params["version"]?.int else {
-                fail(job, OperationError(code: "internal", message: "operation \(op.id) lost its version", suggestion: nil))
-                return
-            }
-            let restore = (op.params["restoreFromStop"]?.bool ?? false) ? end.stopSnapshot : nil
-            startRunOrFail(job, version: Int(version), snapshot: restore,
-                           allowNonRestoredState: op.params["allowNonRestoredState"]?.bool ?? false)
-        case (.run, _), (.publishAndRun, _):
-            let error = end.error ?? OperationError(code: "run_ended", message: "the run ended before it was up: \(end.message)",
-                                                    suggestion: "check the run's log (weir job logs \(job))")
-            fail(job, prefixed(error))
-        case (.savepoint, _):
-            let error = end.error ?? OperationError(code: "savepoint_failed", message: "the run ended before the savepoint completed: \(end.message)",
-                                                    suggestion: "run the job again from the latest snapshot")
-            fail(job, prefixed(error))
-        default:
-            fail(job, prefixed(end.error ?? OperationError(code: "internal", message: end.message, suggestion: nil)))
-        }
+        react(machine(job).runExited(runID: runID, ending: end, whileDown: whileDown), job: job, ActionContext(endedRun: lr.row))
     }
 
     /// Makes sure the stop snapshot is recorded with the run's version, even
     /// if its `snapshot` event was missed.
-    private func recordStopSnapshot(_ job: String, id: String, run: RunRow) {
+    func recordStopSnapshot(_ job: String, id: String, run: RunRow) {
         guard let m = storedSnapshots(job).first(where: { $0.id == id }) else { return }
         try? store.insertSnapshot(SnapshotRow(job: job, id: id, version: run.version, run: run.id, kind: m.kind.rawValue,
                                               checkpoint: m.checkpointID, createdAt: m.createdAt, sizeBytes: m.totalBytes,
