@@ -2,11 +2,17 @@
 import PackageDescription
 
 // Layout:
-//   Sources/WeirCore   engine core: values, job spec, expressions, operators, runtime.
-//                      Knows nothing of Kafka, MySQL or the CLI.
-//   connectors/        Kafka and MySQL connectors and their C-library shims; they
-//                      implement WeirCore's SourceConnector / SinkConnector protocols.
-//   Sources/WeirCLI    the `weir` command tree (a thin layer over the above).
+//   Sources/WeirCore     the pure core: values, job spec, expressions, operators, and the
+//                        protocols as state machines (Protocols/). No threads, clocks, files;
+//                        nothing of Kafka, MySQL, the control plane or the CLI.
+//   Sources/WeirEngine   runs a job: threads, bounded channels, the task loops and the
+//                        checkpoint coordinator that drive the core's state machines.
+//   Sources/WeirState    the snapshot store: checkpoints as files (atomic, checksummed).
+//   connectors/          Kafka and MySQL connectors and their C-library shims; they
+//                        implement WeirCore's SourceConnector / SinkConnector protocols.
+//   Sources/WeirControl  the control plane: lifecycle (JobLifecycleStateMachine + its driver),
+//                        metadata, supervised runs, and the REST API and console over HTTP.
+//   Sources/WeirCLI      the `weir` command tree: the composition root.
 let package = Package(
     name: "weir",
     platforms: [.macOS(.v14)],
@@ -19,21 +25,25 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
-        .target(name: "WeirCore", dependencies: ["Yams"], path: "Sources/WeirCore",
+        .target(name: "WeirCore", dependencies: ["Yams", .product(name: "Logging", package: "swift-log")], path: "Sources/WeirCore",
                 // The simulator's deliberate protocol bugs (InjectedBugs) exist in debug (test) builds only.
                 swiftSettings: [.define("WEIR_BUG_SWITCHES", .when(configuration: .debug))]),
+        .target(name: "WeirEngine", dependencies: ["WeirCore", .product(name: "Logging", package: "swift-log")], path: "Sources/WeirEngine",
+                swiftSettings: [.define("WEIR_BUG_SWITCHES", .when(configuration: .debug))]),
+        .target(name: "WeirState", dependencies: ["WeirCore", .product(name: "Logging", package: "swift-log")], path: "Sources/WeirState"),
 
         .systemLibrary(name: "CRdKafka", path: "connectors/CRdKafka", pkgConfig: "rdkafka"),
         .systemLibrary(name: "CMariaDB", path: "connectors/CMariaDB", pkgConfig: "libmariadb",
                        providers: [.apt(["default-libmysqlclient-dev"])]),
-        .target(name: "WeirKafka", dependencies: ["WeirCore", "CRdKafka"], path: "connectors/WeirKafka"),
+        .target(name: "WeirKafka", dependencies: ["WeirCore", "CRdKafka", .product(name: "Logging", package: "swift-log")], path: "connectors/WeirKafka"),
         .target(name: "WeirMySQL", dependencies: ["WeirCore", "CMariaDB"], path: "connectors/WeirMySQL"),
 
         // Control plane: job metadata (SQLite), lifecycle, supervised `weir run` children, REST API.
         .target(name: "WeirControl",
-                dependencies: ["WeirCore",
+                dependencies: ["WeirCore", "WeirState", .product(name: "Logging", package: "swift-log"),
                                .product(name: "GRDB", package: "GRDB.swift"),
                                .product(name: "Hummingbird", package: "hummingbird")],
                 path: "Sources/WeirControl",
@@ -41,14 +51,15 @@ let package = Package(
                 resources: [.embedInCode("Console/console.html")]),
 
         .target(name: "WeirCLI",
-                dependencies: ["WeirCore", "WeirKafka", "WeirMySQL", "WeirControl",
+                dependencies: ["WeirCore", "WeirEngine", "WeirState", "WeirKafka", "WeirMySQL", "WeirControl",
+                               .product(name: "Logging", package: "swift-log"),
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 path: "Sources/WeirCLI"),
         .executableTarget(name: "weir", dependencies: ["WeirCLI"], path: "Sources/weir"),
 
-        .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore"], path: "Tests/WeirCoreTests"),
+        .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore", "WeirEngine", "WeirState", .product(name: "Logging", package: "swift-log")], path: "Tests/WeirCoreTests"),
         // The deterministic simulator: the real tasks and protocol state machines under seeded faults.
-        .testTarget(name: "WeirSimulationTests", dependencies: ["WeirCore"], path: "Tests/WeirSimulationTests",
+        .testTarget(name: "WeirSimulationTests", dependencies: ["WeirCore", "WeirEngine"], path: "Tests/WeirSimulationTests",
                     swiftSettings: [.define("WEIR_BUG_SWITCHES", .when(configuration: .debug))]),
         // The control plane's rules (JobLifecycleStateMachine): pure, no servers, files or processes.
         .testTarget(name: "WeirControlTests", dependencies: ["WeirControl"], path: "Tests/WeirControlTests"),

@@ -1,6 +1,8 @@
 import Foundation
 import Synchronization
 import WeirCore
+import WeirState
+import WeirEngine
 
 /// `weir run --events FILE`: one JSON object per line for each lifecycle
 /// event of the run, appended and flushed as it happens. The control plane

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -66,12 +67,9 @@ struct HTTPReply {
     var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-private final class ReplyBox: @unchecked Sendable {
-    // @unchecked: written once by the URLSession callback before the semaphore is signalled,
-    // read only after waiting on it.
-    var data: Data?
-    var response: URLResponse?
-    var error: (any Error)?
+private final class ReplyBox: Sendable {
+    /// Written once by the URLSession callback before the semaphore is signalled.
+    let reply = Mutex<(data: Data?, response: URLResponse?, error: (any Error)?)>((nil, nil, nil))
 }
 
 final class JobClient {
@@ -109,22 +107,21 @@ final class JobClient {
         let box = ReplyBox()
         let done = DispatchSemaphore(value: 0)
         let task = session.dataTask(with: req) { d, r, e in
-            box.data = d
-            box.response = r
-            box.error = e
+            box.reply.withLock { $0 = (d, r, e) }
             done.signal()
         }
         task.resume()
         done.wait()
-        if let e = box.error { throw transportFailure(e) }
-        guard let http = box.response as? HTTPURLResponse else {
+        let reply = box.reply.withLock { $0 }
+        if let e = reply.error { throw transportFailure(e) }
+        guard let http = reply.response as? HTTPURLResponse else {
             throw JobFailure(message: "no HTTP response from \(base)", suggestion: nil, exitCode: 2)
         }
         var headers: [String: String] = [:]
         for (k, v) in http.allHeaderFields {
             headers[String(describing: k).lowercased()] = String(describing: v)
         }
-        return HTTPReply(status: http.statusCode, headers: headers, body: box.data ?? Data())
+        return HTTPReply(status: http.statusCode, headers: headers, body: reply.data ?? Data())
     }
 
     /// A request that must succeed (2xx); an error status becomes a `JobFailure`

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Synchronization
 import WeirCore
+import WeirState
+import WeirEngine
 import WeirKafka
 
 struct RunCommand: ParsableCommand {
@@ -44,7 +47,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: "The published job version being run, recorded in every snapshot's manifest (set by the control plane).")
     var jobVersion: Int?
 
+    @Option(help: "Log level on stderr: trace, debug (adds every periodic checkpoint), info, notice, warning, error, critical.")
+    var logLevel = "info"
+
     func run() throws {
+        CLILogging.configure(prefix: { "[weir] " }, level: try CLILogging.level(logLevel))
         let eventLog = try EventLog(path: events)
         eventLog.emit("starting", ["pid": Int(getpid())])
         do { try runJob(eventLog) } catch {
@@ -63,11 +70,11 @@ struct RunCommand: ParsableCommand {
         var options = RunOptions()
         options.untilIdleMillis = untilIdle.map { Int64(min(max($0, 0), 86_400 * 365) * 1000) }
         options.jobVersion = jobVersion
-        options.log = { line in printErr("[weir] \(line)") }
+        options.logger = Logger(label: "weir.run")
 
         let dir = stateDir.map { URL(fileURLWithPath: $0) } ?? defaultStateDir(job: plan.name)
         let store: SnapshotStore
-        do { store = try SnapshotStore(directory: dir, retain: plan.spec.checkpoint.retain, log: options.log) } catch {
+        do { store = try SnapshotStore(directory: dir, retain: plan.spec.checkpoint.retain, logger: options.logger) } catch {
             throw CLIError("cannot use state directory \(dir.path): \(error)")
         }
         options.onEvent = { [store] e in eventLog.emit(e, store: store) }
@@ -164,7 +171,8 @@ func defaultStateDir(job: String) -> URL {
 /// SIGTERM / first Ctrl-C: stop with a snapshot; second Ctrl-C (or
 /// --cancel-on-signal): cancel. A failed stop leaves the run going and says why.
 final class SignalHandling: @unchecked Sendable {
-    // @unchecked: `sources` is set in init and read in cancel(), both on the command's thread.
+    // @unchecked: `sources` (Dispatch sources are not Sendable, so no Mutex) is set in
+    // init and read in cancel(), both on the command's thread.
     private var sources: [any DispatchSourceSignal] = []
     private let signalsSeen = Atomic<Int>(0)
 

@@ -1,7 +1,11 @@
 import ArgumentParser
 import Foundation
+import Synchronization
+import Logging
 import WeirControl
 import WeirCore
+import WeirState
+import WeirEngine
 
 /// `weir server`: the control plane — job metadata in SQLite, supervised
 /// `weir run` children, and the REST API the `weir job` commands talk to.
@@ -30,7 +34,11 @@ struct ServerCommand: ParsableCommand {
     @Option(help: "The weir executable that runs jobs (default: this executable).")
     var weirBinary: String?
 
+    @Option(help: "Log level on stderr: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
     func run() throws {
+        CLILogging.configure(prefix: { "[weir server] \(SnapshotManifest.timestamp(Date())) " }, level: try CLILogging.level(logLevel))
         let (host, port) = try parseListen(listen)
         let homeURL: URL
         if let home { homeURL = URL(fileURLWithPath: home).standardizedFileURL }
@@ -59,7 +67,7 @@ struct ServerCommand: ParsableCommand {
         var settings = ControlSettings(
             home: homeURL, weirBinary: binary,
             validate: { text in try JobPlan.compile(text, connectors: connectorKinds).name },
-            log: { line in printErr("[weir server] \(SnapshotManifest.timestamp(Date())) \(line)") })
+            logger: Logger(label: "weir.server"))
         settings.checkRestore = { previous, next, allow in
             try JobRunner.checkCanRestore(try JobPlan.compile(next, connectors: connectorKinds),
                                           snapshotOf: try JobPlan.compile(previous, connectors: connectorKinds),
@@ -101,16 +109,13 @@ struct ServerCommand: ParsableCommand {
 
 /// Runs async work from the synchronous command tree, blocking this thread until it ends.
 private func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
-    final class Outcome: @unchecked Sendable {
-        // Written by the task before `done.signal()`, read after `done.wait()`.
-        var error: (any Error)?
-    }
+    final class Outcome: Sendable { let error = Mutex<(any Error)?>(nil) }
     let outcome = Outcome()
     let done = DispatchSemaphore(value: 0)
     Task.detached {
-        do { try await body() } catch { outcome.error = error }
+        do { try await body() } catch { outcome.error.withLock { $0 = error } }
         done.signal()
     }
     done.wait()
-    if let error = outcome.error { throw error }
+    if let error = outcome.error.withLock({ $0 }) { throw error }
 }

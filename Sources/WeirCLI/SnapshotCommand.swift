@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WeirCore
+import WeirState
 
 /// `weir snapshot list|inspect|delete`: look after a job's snapshots
 /// (checkpoints, savepoints, stop snapshots) in its state directory.

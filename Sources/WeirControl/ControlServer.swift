@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Hummingbird
 #if canImport(Glibc)
 import Glibc
@@ -23,13 +24,14 @@ public enum ControlServer {
         let store = try MetadataStore(path: settings.home.appendingPathComponent("weir.db").path)
         let plane = JobLifecycle(store: store, settings: settings)
         await plane.reconcile()
-        settings.log("home \(settings.home.path), runs with \(settings.weirBinary)")
-        settings.log("listening on http://\(host.contains(":") ? "[\(host)]" : host):\(port)" + (token == nil ? "" : " (bearer token required for /api)"))
-        let log = settings.log
-        let app = Application(responder: APIResponder(plane: plane, token: token, log: { log(Masking.mask($0)) }),
+        let logger = settings.logger
+        logger.info("home \(settings.home.path), runs with \(settings.weirBinary)")
+        let address = host.contains(":") ? "[\(host)]" : host
+        logger.info("listening on http://\(address):\(port)\(token == nil ? "" : " (bearer token required for /api)")")
+        let app = Application(responder: APIResponder(plane: plane, token: token, log: { logger.info("\(Masking.mask($0))") }),
                               configuration: .init(address: .hostname(host, port: port), serverName: "weir"))
         try await app.runService()
-        settings.log("stopped; runs keep running and are re-attached by the next server on this home")
+        logger.info("stopped; runs keep running and are re-attached by the next server on this home")
     }
 
     /// One server per home: a second one would supervise the same runs twice.

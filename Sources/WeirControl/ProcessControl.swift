@@ -99,22 +99,6 @@ enum ProcessControl {
         return kill(pid, sig) == 0
     }
 
-    /// Reaps our child if it ended: `.some(exit)` when it has, nil while it
-    /// runs. Returns `.unknown` if `pid` is not our child and is gone.
-    static func reap(_ pid: pid_t) -> ProcessExit? {
-        var status: Int32 = 0
-        let r = waitpid(pid, &status, WNOHANG)
-        if r == pid {
-            // WIFEXITED / WTERMSIG by hand (macros are not imported).
-            let sig = status & 0x7f
-            if sig == 0 { return ProcessExit(code: (status >> 8) & 0xff, signal: nil) }
-            return ProcessExit(code: nil, signal: sig)
-        }
-        if r == 0 { return nil }
-        // Not our child (ECHILD): fall back to probing.
-        return isAlive(pid) ? nil : .unknown
-    }
-
     /// Whether a process exists and is not a zombie.
     static func isAlive(_ pid: pid_t) -> Bool {
         guard pid > 0 else { return false }

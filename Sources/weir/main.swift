@@ -1,3 +1,4 @@
 import WeirCLI
 
+CLILogging.bootstrap()
 WeirCommand.main()

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import WeirCore
+@testable import WeirEngine
+@testable import WeirState
 
 /// Snapshot and restore through the runtime with in-memory connectors: state
 /// by key group, rescaling, watermark restore, layout and node-id checks.

@@ -1,5 +1,6 @@
 import XCTest
 @testable import WeirCore
+@testable import WeirEngine
 
 final class ExpressionTests: XCTestCase {
     let schema = Schema([.init("user_id", .int), .init("amount", .int), .init("price", .double),

@@ -1,5 +1,6 @@
 import XCTest
 @testable import WeirCore
+@testable import WeirEngine
 
 final class JSONDecoderTests: XCTestCase {
     func decode(_ json: String, schema: Schema, eventTime: String? = nil) -> (RecordBatch, JSONRowDecoder.Failure?) {

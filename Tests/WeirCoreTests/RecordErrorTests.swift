@@ -1,5 +1,8 @@
+import Logging
+import Synchronization
 import XCTest
 @testable import WeirCore
+@testable import WeirEngine
 
 /// Record-level isolation: bad records are rejected where they are first
 /// known to be bad, counted per node and reason, dead-lettered exactly once,
@@ -12,17 +15,27 @@ final class RecordErrorTests: XCTestCase {
         options.untilIdleMillis = 50
         options.pollBatchSize = 5
         let lines = LineCollector()
-        options.log = { lines.add($0) }
+        options.logger = Logger(label: "test") { _ in CollectingLogHandler(lines) }
         let runner = JobRunner(plan: plan, options: options)
         XCTAssertEqual(try runner.run(), .finished)
         return (sink, runner.metrics, lines.all)
     }
 
-    final class LineCollector: @unchecked Sendable {
-        private let lock = NSLock()
-        private var lines: [String] = []
-        func add(_ l: String) { lock.lock(); lines.append(l); lock.unlock() }
-        var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
+    /// A swift-log backend that keeps the lines, for assertions.
+    struct CollectingLogHandler: LogHandler {
+        let lines: LineCollector
+        init(_ lines: LineCollector) { self.lines = lines }
+        var logLevel: Logger.Level = .trace
+        var metadata: Logger.Metadata = [:]
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { metadata[key] } set { metadata[key] = newValue } }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+                 file: String, function: String, line: UInt) { lines.add("\(message)") }
+    }
+
+    final class LineCollector: Sendable {
+        private let lines = Mutex<[String]>([])
+        func add(_ l: String) { lines.withLock { $0.append(l) } }
+        var all: [String] { lines.withLock { $0 } }
     }
 
     func job(policy: String, parallelism: Int = 2) -> String {

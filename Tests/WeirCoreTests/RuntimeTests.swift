@@ -1,5 +1,6 @@
 import XCTest
 @testable import WeirCore
+@testable import WeirEngine
 
 final class RuntimeTests: XCTestCase {
     func run(_ yaml: String, _ splits: [[String]], untilIdleMillis: Int64 = 50) throws -> ([[Value]], JobMetrics) {

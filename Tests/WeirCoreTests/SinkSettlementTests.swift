@@ -2,6 +2,8 @@ import Foundation
 import Synchronization
 import XCTest
 @testable import WeirCore
+@testable import WeirEngine
+@testable import WeirState
 
 /// How sink epochs are settled when a run ends abnormally: a cancel never
 /// undoes a completed checkpoint, and a stop whose snapshot completed is a

@@ -2,6 +2,8 @@ import Foundation
 import Synchronization
 import XCTest
 @testable import WeirCore
+@testable import WeirEngine
+@testable import WeirState
 
 final class SnapshotStoreTests: XCTestCase {
     var root: URL!

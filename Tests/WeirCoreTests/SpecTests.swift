@@ -1,5 +1,6 @@
 import XCTest
 @testable import WeirCore
+@testable import WeirEngine
 
 final class SpecTests: XCTestCase {
     let kinds = memoryKinds(source: MemorySource([[]]), sink: MemorySink())

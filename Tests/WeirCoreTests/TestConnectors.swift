@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 @testable import WeirCore
+@testable import WeirEngine
 
 /// In-memory source for engine unit tests (windows, watermarks, routing).
 /// Kafka behaviour itself is tested against the real broker elsewhere.

@@ -1,6 +1,7 @@
 #if WEIR_BUG_SWITCHES
 import Foundation
 @testable import WeirCore
+@testable import WeirEngine
 
 /// The simulator's driver of the real `CheckpointCoordinatorStateMachine`:
 /// acknowledgements travel over a simulated network (where they can be lost,

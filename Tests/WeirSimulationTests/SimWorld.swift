@@ -1,6 +1,7 @@
 #if WEIR_BUG_SWITCHES
 import Foundation
 @testable import WeirCore
+@testable import WeirEngine
 
 /// A seeded, deterministic random source (SplitMix64): the same seed gives the same history.
 struct SimRandom: RandomNumberGenerator {

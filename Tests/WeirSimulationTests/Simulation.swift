@@ -1,6 +1,7 @@
 #if WEIR_BUG_SWITCHES
 import Foundation
 @testable import WeirCore
+@testable import WeirEngine
 
 /// One seeded history: a job (partitioned source → raw sink, and → keyed
 /// tumbling window → window sink) run by the real tasks, operators and

@@ -2,6 +2,7 @@
 import Foundation
 import XCTest
 @testable import WeirCore
+@testable import WeirEngine
 
 /// The deterministic simulator in the test suite: thousands of seeded
 /// histories with random faults must all satisfy the invariants, and each

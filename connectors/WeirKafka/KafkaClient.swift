@@ -1,6 +1,8 @@
 import CRdKafka
 import Foundation
+import Synchronization
 import WeirCore
+import Logging
 
 /// The librdkafka build this process loaded, and the check that it is new enough.
 ///
@@ -36,48 +38,48 @@ let kMsgFlagCopy: Int32 = 0x2
 let kDestroyNoConsumerClose: Int32 = 0x8
 
 /// What librdkafka's callbacks (error_cb, dr_msg_cb) reported. Callbacks run
-/// on whichever thread serves the handle's queues, so fields are locked.
-final class KafkaEvents: @unchecked Sendable {
-    // @unchecked: every field is read and written under `lock`.
-    private let lock = NSLock()
-    private var _allBrokersDown = false
-    private var _lastError: String?
-    private var _deliveryError: (topic: String, reason: String, count: Int)?
-    private var printed: [String: ContinuousClock.Instant] = [:]
-    /// Print transient errors to stderr (readers and producers) instead of only recording them.
-    var echo = false
-    var label = "kafka"
+/// on whichever thread serves the handle's queues, so the state is in a `Mutex`.
+final class KafkaEvents: Sendable {
+    private struct State {
+        var allBrokersDown = false
+        var lastError: String?
+        var deliveryError: (topic: String, reason: String, count: Int)?
+        var printed: [String: ContinuousClock.Instant] = [:]
+        /// Where transient errors are logged (readers and producers); nil: only recorded.
+        var logger: Logger?
+        var label = "kafka"
+    }
+    private let state = Mutex(State())
 
-    var allBrokersDown: Bool { lock.withLock { _allBrokersDown } }
-    var lastError: String? { lock.withLock { _lastError } }
+    /// Logs transient errors (rate-limited per reason) under `label`.
+    func log(to logger: Logger, as label: String) { state.withLock { $0.logger = logger; $0.label = label } }
+
+    var allBrokersDown: Bool { state.withLock { $0.allBrokersDown } }
+    var lastError: String? { state.withLock { $0.lastError } }
 
     func recordError(_ err: rd_kafka_resp_err_t, _ reason: String) {
-        var shouldPrint = false
-        lock.withLock {
-            if err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { _allBrokersDown = true }
+        let log: (Logger, String)? = state.withLock { s in
+            if err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { s.allBrokersDown = true }
             // Keep the most specific reason: "all brokers down" says less than "connection refused".
-            if err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || _lastError == nil { _lastError = reason }
-            if echo {
-                let now = ContinuousClock.now
-                if let last = printed[reason], last.duration(to: now) < .seconds(30) { return }
-                printed[reason] = now
-                shouldPrint = true
-            }
+            if err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || s.lastError == nil { s.lastError = reason }
+            guard let logger = s.logger else { return nil }
+            let now = ContinuousClock.now
+            if let last = s.printed[reason], last.duration(to: now) < .seconds(30) { return nil }
+            s.printed[reason] = now
+            return (logger, s.label)
         }
-        if shouldPrint {
-            FileHandle.standardError.write(Data("weir: \(label): \(reason)\n".utf8))
-        }
+        if let (logger, label) = log { logger.warning("\(label): \(reason)") }
     }
 
     func recordDelivery(topic: String, reason: String) {
-        lock.withLock {
-            if let d = _deliveryError { _deliveryError = (d.topic, d.reason, d.count + 1) }
-            else { _deliveryError = (topic, reason, 1) }
+        state.withLock { s in
+            if let d = s.deliveryError { s.deliveryError = (d.topic, d.reason, d.count + 1) }
+            else { s.deliveryError = (topic, reason, 1) }
         }
     }
 
     func takeDeliveryError() -> (topic: String, reason: String, count: Int)? {
-        lock.withLock { defer { _deliveryError = nil }; return _deliveryError }
+        state.withLock { s in defer { s.deliveryError = nil }; return s.deliveryError }
     }
 }
 

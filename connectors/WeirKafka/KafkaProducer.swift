@@ -1,6 +1,7 @@
 import CRdKafka
 import Foundation
 import WeirCore
+import Logging
 
 /// A small Kafka producer and topic administration helper.
 ///
@@ -16,7 +17,7 @@ public final class KafkaProducer {
     private var sinceServe = 0
 
     /// Creates the client (it connects lazily); `properties` are raw librdkafka settings overriding the defaults.
-    public init(bootstrap: String, properties: [String: String] = [:]) throws {
+    public init(bootstrap: String, properties: [String: String] = [:], logger: Logger = Logger(label: "weir.kafka")) throws {
         try KafkaLibrary.checkVersion()
         self.bootstrap = bootstrap
         let settings = baseKafkaSettings(bootstrap: bootstrap) + [
@@ -28,8 +29,7 @@ public final class KafkaProducer {
             ("compression.codec", "none"),
         ] + properties.sorted { $0.key < $1.key }
         handle = try KafkaHandle(RD_KAFKA_PRODUCER, settings: settings, subject: "Kafka broker \(bootstrap)")
-        handle.events.echo = true
-        handle.events.label = "Kafka producer \(bootstrap)"
+        handle.events.log(to: logger, as: "Kafka producer \(bootstrap)")
     }
 
     deinit {

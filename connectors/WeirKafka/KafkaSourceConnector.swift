@@ -1,6 +1,8 @@
 import CRdKafka
 import Foundation
+import Synchronization
 import WeirCore
+import Logging
 
 /// Where a Kafka source starts reading each partition.
 public enum KafkaStartOffsets: Sendable, Equatable {
@@ -28,19 +30,22 @@ public struct KafkaSourceConnector: SourceConnector {
     public let startOffsets: KafkaStartOffsets
     /// Raw librdkafka settings, applied after (and so overriding) Weir's defaults.
     public let properties: [String: String]
+    /// Where readers log the broker's transient errors (rate-limited).
+    public var logger: Logger
     private let cache = SplitCache()
 
     public init(bootstrap: String, topics: [String], startOffsets: KafkaStartOffsets = .earliest,
-                properties: [String: String] = [:]) {
+                properties: [String: String] = [:], logger: Logger = Logger(label: "weir.kafka")) {
         self.bootstrap = bootstrap
         self.topics = topics
         self.startOffsets = startOffsets
         self.properties = properties
+        self.logger = logger
     }
 
     /// Restore: every listed `topic/partition` starts at its snapshot offset, others at earliest.
     public func resuming(at offsets: [String: Int64]) -> any SourceConnector {
-        KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: .specific(offsets), properties: properties)
+        KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: .specific(offsets), properties: properties, logger: logger)
     }
 
     var sortedProperties: [(String, String)] { properties.sorted { $0.key < $1.key } }
@@ -166,12 +171,10 @@ func splitKey(_ key: String) -> (String?, Int32?) {
 
 /// Remembers the split list of the last discovery, so `openReader` does not
 /// ask the broker again for every reader. Shared by copies of a connector.
-final class SplitCache: @unchecked Sendable {
-    // @unchecked: `splits` is only touched under `lock`.
-    private let lock = NSLock()
-    private var splits: [String]?
-    func store(_ s: [String]) { lock.withLock { splits = s } }
-    func load() -> [String]? { lock.withLock { splits } }
+final class SplitCache: Sendable {
+    private let splits = Mutex<[String]?>(nil)
+    func store(_ s: [String]) { splits.withLock { $0 = s } }
+    func load() -> [String]? { splits.withLock { $0 } }
 }
 
 extension Duration {

@@ -1,6 +1,7 @@
 import CRdKafka
 import Foundation
 import WeirCore
+import Logging
 
 /// One source subtask's Kafka consumer: a single `rd_kafka_t` with the
 /// subtask's partitions assigned manually (no group subscription, no
@@ -55,8 +56,7 @@ final class KafkaSourceReader: SourceReader {
             ("fetch.max.bytes", "52428800"),
         ] + c.sortedProperties
         handle = try KafkaHandle(RD_KAFKA_CONSUMER, settings: settings, subject: label)
-        handle.events.echo = true
-        handle.events.label = label
+        handle.events.log(to: c.logger, as: label)
         rd_kafka_poll_set_consumer(handle.rk)   // error events arrive on the queue we consume
         guard let q = rd_kafka_queue_get_consumer(handle.rk) else {
             throw WeirError(.kafka, subject: label, "consumer has no queue (is 'group.id' empty?)")

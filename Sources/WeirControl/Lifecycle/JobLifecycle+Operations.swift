@@ -1,5 +1,6 @@
 import Foundation
 import WeirCore
+import WeirState
 #if canImport(Glibc)
 import Glibc
 #endif

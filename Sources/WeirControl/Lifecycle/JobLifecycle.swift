@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import WeirCore
 #if canImport(Glibc)
 import Glibc
@@ -15,16 +16,16 @@ public struct ControlSettings: Sendable {
     /// by the CLI layer, which knows the connector kinds.
     /// Validates a spec and returns its `name` (which must be the job's name).
     public var validate: @Sendable (String) throws -> String
-    /// Receives the server's log lines (already masked).
-    public var log: @Sendable (String) -> Void
+    /// Where the server logs (lines are masked before they get here).
+    public var logger: Logger
     /// Checks that a snapshot of a run of the first spec could be restored by
     /// the second (allowing dropped state or not); throws why not. Used by
     /// publish-and-run before it stops anything.
     public var checkRestore: @Sendable (_ previous: String, _ next: String, _ allowNonRestoredState: Bool) throws -> Void = { _, _, _ in }
 
     public init(home: URL, weirBinary: String, validate: @escaping @Sendable (String) throws -> String,
-                log: @escaping @Sendable (String) -> Void) {
-        self.home = home; self.weirBinary = weirBinary; self.validate = validate; self.log = log
+                logger: Logger) {
+        self.home = home; self.weirBinary = weirBinary; self.validate = validate; self.logger = logger
     }
 }
 
@@ -80,7 +81,7 @@ actor JobLifecycle {
         jobDir(job).appendingPathComponent("versions", isDirectory: true).appendingPathComponent("\(n).yaml")
     }
 
-    func log(_ line: String) { settings.log(Masking.mask(line)) }
+    func log(_ line: String) { settings.logger.info("\(Masking.mask(line))") }
 
     // MARK: Jobs
 

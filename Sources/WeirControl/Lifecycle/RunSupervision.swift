@@ -1,5 +1,6 @@
 import Foundation
 import WeirCore
+import WeirState
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -174,15 +175,17 @@ enum JSONLines {
     }
 }
 
-/// One task per live run: tails its events file every 100 ms, hands new
-/// events to the lifecycle, and notices when the process ends (waitpid for
-/// our children; /proc checks for re-attached runs).
+/// One task per live run: reads its events file whenever it grows, hands new
+/// events to the lifecycle, and notices when the process ends. It sleeps
+/// until `RunWakeups` says something happened (inotify, the reaper thread).
 enum RunWatcher {
     static func watch(plane: JobLifecycle, run: RunRow, isChild: Bool) async {
         var tail = EventTail(path: run.eventsPath)
+        let wakeups = RunWakeups(eventsPath: run.eventsPath, pid: run.pid, isChild: isChild)
+        let queue = DispatchQueue(label: "watch \(run.id)")
         while true {
             let exit: ProcessExit? = isChild
-                ? ProcessControl.reap(run.pid)
+                ? wakeups.childExit
                 : (ProcessControl.isRun(run.pid, eventsPath: run.eventsPath) ? nil : .unknown)
             let events = tail.readNew()
             if !events.isEmpty { await plane.handle(runID: run.id, events: events) }
@@ -192,7 +195,9 @@ enum RunWatcher {
                 await plane.runExited(runID: run.id, exit: exit, whileDown: false)
                 return
             }
-            try? await Task.sleep(nanoseconds: 100_000_000)
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                queue.async { wakeups.wait(); c.resume() }
+            }
         }
     }
 }

@@ -23,6 +23,10 @@ public struct StateBlob: Sendable {
     public var bytes: [UInt8]
     /// Key groups held, for keyed state.
     public var keyGroups: ClosedRange<Int>?
+
+    public init(node: String, subtask: Int, bytes: [UInt8], keyGroups: ClosedRange<Int>?) {
+        self.node = node; self.subtask = subtask; self.bytes = bytes; self.keyGroups = keyGroups
+    }
 }
 
 /// Everything a completed checkpoint consists of, handed to storage.
@@ -41,6 +45,14 @@ public struct CompletedCheckpoint: Sendable {
     public var sinkTransactions: [String: [Int: String]]
     /// Node id → fingerprint of its state layout (restores check it).
     public var layouts: [String: String]
+
+    public init(id: Int64, kind: BarrierKind, job: String, run: String, nodes: [String], parallelism: Int, maxParallelism: Int,
+                offsets: [String: [String: Int64]], state: [StateBlob], sinkTransactions: [String: [Int: String]],
+                layouts: [String: String]) {
+        self.id = id; self.kind = kind; self.job = job; self.run = run; self.nodes = nodes; self.parallelism = parallelism
+        self.maxParallelism = maxParallelism; self.offsets = offsets; self.state = state
+        self.sinkTransactions = sinkTransactions; self.layouts = layouts
+    }
 }
 
 /// Where completed checkpoints go (the snapshot store). Persisting must be

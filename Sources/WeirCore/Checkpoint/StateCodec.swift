@@ -61,9 +61,9 @@ public struct StateWriter {
 /// Reads what `StateWriter` wrote; every read is bounds-checked so a
 /// damaged file fails with an error instead of crashing.
 public struct StateReader {
-    let bytes: [UInt8]
+    package let bytes: [UInt8]
     public private(set) var at: Int
-    let end: Int
+    package let end: Int
 
     public struct Corrupt: Error, CustomStringConvertible {
         public let description: String
@@ -75,7 +75,7 @@ public struct StateReader {
 
     public var isAtEnd: Bool { at >= end }
 
-    @inline(__always) mutating func need(_ n: Int) throws {
+    @inline(__always) package mutating func need(_ n: Int) throws {
         if at + n > end { throw Corrupt(description: "state data ends early at byte \(at)") }
     }
     @inline(__always) public mutating func u8() throws -> UInt8 { try need(1); at += 1; return bytes[at - 1] }
@@ -148,7 +148,7 @@ public struct StateReader {
 /// a header followed by sections `(keyGroup, byteLength, entries…)`, so a
 /// subtask restoring at another parallelism reads only its key groups.
 public enum KeyedStateFile {
-    static let magic: UInt32 = 0x5745_4952  // "WEIR"
+    package static let magic: UInt32 = 0x5745_4952  // "WEIR"
 
     /// Encodes entries bucketed by key group. `header` carries non-keyed
     /// operator data (watermark, …); `encode` writes one entry.

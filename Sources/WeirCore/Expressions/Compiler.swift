@@ -205,7 +205,7 @@ public enum ExprCompiler {
         }
     }
 
-    static func commonType(_ ts: [ValueType], context: String) throws(ExprError) -> ValueType {
+    package static func commonType(_ ts: [ValueType], context: String) throws(ExprError) -> ValueType {
         let known = Set(ts.filter { $0 != .any })
         if known.isEmpty { return .any }
         if known.count == 1 { return ts.contains(.any) ? .any : known.first! }
@@ -214,7 +214,7 @@ public enum ExprCompiler {
     }
 }
 
-@inline(__always) func negate(_ v: Value) -> Value {
+@inline(__always) package func negate(_ v: Value) -> Value {
     switch v {
     case .int(let i): return i == .min ? .double(-Double(i)) : .int(-i)
     case .double(let d): return .double(-d)
@@ -222,7 +222,7 @@ public enum ExprCompiler {
     }
 }
 
-@inline(__always) func arithmetic(_ op: Expr.BinaryOp, _ x: Value, _ y: Value) -> Value {
+@inline(__always) package func arithmetic(_ op: Expr.BinaryOp, _ x: Value, _ y: Value) -> Value {
     if case .int(let a) = x, case .int(let b) = y, op != .div {
         // Integer results that do not fit 64 bits are computed in double
         // precision instead: never a wrapped value, never a trap.

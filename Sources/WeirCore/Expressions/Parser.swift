@@ -2,7 +2,7 @@
 /// literals, field references (bare or `back-quoted`), arithmetic,
 /// comparisons, `and`/`or`/`not` and function calls.
 public struct ExprParser {
-    enum Token: Equatable {
+    package enum Token: Equatable {
         case number(String), string(String), ident(String), quotedIdent(String)
         case op(String), lparen, rparen, comma, end
     }
@@ -148,7 +148,7 @@ public struct ExprParser {
         }
     }
 
-    static func tokenize(_ text: String) throws(ExprError) -> [(Token, Int)] {
+    package static func tokenize(_ text: String) throws(ExprError) -> [(Token, Int)] {
         let c = Array(text.unicodeScalars)
         var out: [(Token, Int)] = []
         var i = 0

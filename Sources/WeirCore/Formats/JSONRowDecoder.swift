@@ -157,27 +157,27 @@ public struct JSONRowDecoder: Sendable {
 
 /// A cursor over JSON bytes. Kept minimal: the decoder only needs spans of
 /// keys, scalar values, and the ability to skip nested values.
-struct Scanner {
-    let p: UnsafePointer<UInt8>
-    let end: Int
-    var i = 0
+package struct Scanner {
+    package let p: UnsafePointer<UInt8>
+    package let end: Int
+    package var i = 0
 
-    init(p: UnsafePointer<UInt8>, end: Int) { self.p = p; self.end = end }
+    package init(p: UnsafePointer<UInt8>, end: Int) { self.p = p; self.end = end }
 
-    @inline(__always) mutating func skipWS() {
+    @inline(__always) package mutating func skipWS() {
         while i < end {
             let c = p[i]
             if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { i += 1 } else { return }
         }
     }
 
-    @inline(__always) mutating func eat(_ c: UInt8) -> Bool {
+    @inline(__always) package mutating func eat(_ c: UInt8) -> Bool {
         if i < end && p[i] == c { i += 1; return true }
         return false
     }
 
     /// Consumes a string; returns the span of its raw content and whether it contains escapes.
-    @inline(__always) mutating func stringSpan() -> (Int, Int, Bool)? {
+    @inline(__always) package mutating func stringSpan() -> (Int, Int, Bool)? {
         guard eat(UInt8(ascii: "\"")) else { return nil }
         let start = i
         var escaped = false
@@ -191,7 +191,7 @@ struct Scanner {
         return nil
     }
 
-    mutating func value() -> Value? {
+    package mutating func value() -> Value? {
         guard i < end else { return nil }
         switch p[i] {
         case UInt8(ascii: "\""):
@@ -212,14 +212,14 @@ struct Scanner {
         }
     }
 
-    @inline(__always) mutating func literal(_ word: StaticString) -> Bool {
+    @inline(__always) package mutating func literal(_ word: StaticString) -> Bool {
         let n = word.utf8CodeUnitCount
         guard i + n <= end, memcmp(p + i, word.utf8Start, n) == 0 else { return false }
         i += n
         return true
     }
 
-    @inline(__always) mutating func number() -> Value? {
+    @inline(__always) package mutating func number() -> Value? {
         let start = i
         var neg = false
         if i < end && p[i] == UInt8(ascii: "-") { neg = true; i += 1 }
@@ -249,7 +249,7 @@ struct Scanner {
     }
 
     /// Skips any JSON value; false if malformed.
-    mutating func skipValue() -> Bool {
+    package mutating func skipValue() -> Bool {
         guard i < end else { return false }
         let c = p[i]
         if c == UInt8(ascii: "\"") { return stringSpan() != nil }
@@ -270,7 +270,7 @@ struct Scanner {
         return value() != nil
     }
 
-    func unescape(_ b: UnsafeBufferPointer<UInt8>) -> String? {
+    package func unescape(_ b: UnsafeBufferPointer<UInt8>) -> String? {
         var out: [UInt8] = []
         out.reserveCapacity(b.count)
         var k = 0

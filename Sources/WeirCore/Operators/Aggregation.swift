@@ -1,14 +1,14 @@
 /// Folds one row into a key's accumulators. Shared by every aggregating operator.
 /// The aggregate specs are unpacked into flat arrays once, so folding a row
 /// copies no struct and touches no reference count for field arguments.
-struct AggregateFolder {
-    enum Argument { case none, field(Int), expr(RowEval) }
-    let aggs: [AggregateSpec]
-    let initial: [Accumulator]
+package struct AggregateFolder {
+    package enum Argument { case none, field(Int), expr(RowEval) }
+    package let aggs: [AggregateSpec]
+    package let initial: [Accumulator]
     private let functions: [AggregateSpec.Function]
     private let arguments: [Argument]
 
-    init(_ aggs: [AggregateSpec]) {
+    package init(_ aggs: [AggregateSpec]) {
         self.aggs = aggs
         self.initial = aggs.map { Accumulator.initial($0.function, type: $0.argument?.type ?? .int) }
         self.functions = aggs.map(\.function)
@@ -19,7 +19,7 @@ struct AggregateFolder {
         }
     }
 
-    @inline(__always) func fold(_ accs: inout [Accumulator], _ row: UnsafePointer<Value>) {
+    @inline(__always) package func fold(_ accs: inout [Accumulator], _ row: UnsafePointer<Value>) {
         accs.withUnsafeMutableBufferPointer { acc in
             for i in 0..<acc.count {
                 switch arguments[i] {
@@ -31,27 +31,27 @@ struct AggregateFolder {
         }
     }
 
-    func merge(_ into: inout [Accumulator], _ from: [Accumulator]) {
+    package func merge(_ into: inout [Accumulator], _ from: [Accumulator]) {
         for i in 0..<aggs.count { into[i].merge(from[i], aggs[i].function) }
     }
 }
 
 /// Rows whose aggregates overflowed (an integer `sum` beyond Int64): each is
 /// rejected under the job's policy instead of being emitted with a wrong value.
-struct OverflowRejects {
-    var rejections: Rejections?
-    var schema = Schema([])
+package struct OverflowRejects {
+    package var rejections: Rejections?
+    package var schema = Schema([])
     private var rows: [[Value]] = []
 
-    @inline(__always) static func overflowed(_ accs: [Accumulator]) -> Bool {
+    @inline(__always) package static func overflowed(_ accs: [Accumulator]) -> Bool {
         for a in accs where a.isOverflowed { return true }
         return false
     }
 
-    mutating func add(_ row: [Value]) { rows.append(row) }
+    package mutating func add(_ row: [Value]) { rows.append(row) }
 
     /// Counts, logs and (dead letter) passes on the collected rows.
-    mutating func flush(_ out: Output) throws {
+    package mutating func flush(_ out: Output) throws {
         guard !rows.isEmpty else { return }
         let taken = rows
         rows = []
@@ -70,22 +70,22 @@ struct OverflowRejects {
 /// key. After each input batch it emits the new result of every key the
 /// batch touched (one row per key), which an upsert sink turns into the
 /// latest value.
-final class ContinuousAggregateOperator: StreamOperator {
-    let keyFields: [Int]
-    let folder: AggregateFolder
-    let outArity: Int
-    var state: [GroupKey: [Accumulator]] = [:]
+package final class ContinuousAggregateOperator: StreamOperator {
+    package let keyFields: [Int]
+    package let folder: AggregateFolder
+    package let outArity: Int
+    package var state: [GroupKey: [Accumulator]] = [:]
     private var touched: [GroupKey] = []
     private var touchedSet: Set<GroupKey> = []
-    var overflow = OverflowRejects()
+    package var overflow = OverflowRejects()
 
-    init(keyFields: [Int], aggregates: [AggregateSpec], outArity: Int) {
+    package init(keyFields: [Int], aggregates: [AggregateSpec], outArity: Int) {
         self.keyFields = keyFields
         self.folder = AggregateFolder(aggregates)
         self.outArity = outArity
     }
 
-    func process(_ batch: RecordBatch, _ out: Output) throws {
+    package func process(_ batch: RecordBatch, _ out: Output) throws {
         let arity = batch.arity
         var maxTs = RecordBatch.noTimestamp
         batch.values.withUnsafeBufferPointer { vals in
@@ -117,37 +117,37 @@ final class ContinuousAggregateOperator: StreamOperator {
 /// record arriving after all its windows fired is late: counted and dropped.
 /// Output rows: key fields, `window_start`, `window_end`, aggregates, with
 /// event time `window_end - 1`.
-final class WindowAggregateOperator: StreamOperator {
-    let keyFields: [Int]
-    let window: WindowSpec
-    let folder: AggregateFolder
-    let outArity: Int
-    let metrics: JobMetrics
-    var currentWatermark = Int64.min
-    var overflow = OverflowRejects()
+package final class WindowAggregateOperator: StreamOperator {
+    package let keyFields: [Int]
+    package let window: WindowSpec
+    package let folder: AggregateFolder
+    package let outArity: Int
+    package let metrics: JobMetrics
+    package var currentWatermark = Int64.min
+    package var overflow = OverflowRejects()
 
     /// Tumbling and sliding: window start → key → accumulators.
-    var panes: [Int64: [GroupKey: [Accumulator]]] = [:]
+    package var panes: [Int64: [GroupKey: [Accumulator]]] = [:]
     /// The pane most records currently go to (tumbling windows), outside `panes`.
     private var hotStart = Int64.min
     private var hotPane: [GroupKey: [Accumulator]] = [:]
 
     /// Puts the hot pane back into `panes` (before firing or snapshotting).
-    func parkHotPane() {
+    package func parkHotPane() {
         if hotStart != Int64.min && !hotPane.isEmpty { panes[hotStart] = hotPane }
         hotStart = Int64.min
         hotPane = [:]
     }
 
     /// Session windows per key, kept sorted by start.
-    var sessions: [GroupKey: [Session]] = [:]
+    package var sessions: [GroupKey: [Session]] = [:]
     private var earliestSessionEnd = Int64.max
 
-    struct Session: Sendable { var start: Int64; var end: Int64; var accs: [Accumulator] }
+    package struct Session: Sendable { var start: Int64; var end: Int64; var accs: [Accumulator] }
 
-    func noteSessionEnd(_ end: Int64) { earliestSessionEnd = min(earliestSessionEnd, end) }
+    package func noteSessionEnd(_ end: Int64) { earliestSessionEnd = min(earliestSessionEnd, end) }
 
-    init(keyFields: [Int], window: WindowSpec, aggregates: [AggregateSpec], outArity: Int, metrics: JobMetrics) {
+    package init(keyFields: [Int], window: WindowSpec, aggregates: [AggregateSpec], outArity: Int, metrics: JobMetrics) {
         self.keyFields = keyFields
         self.window = window
         self.folder = AggregateFolder(aggregates)
@@ -155,12 +155,12 @@ final class WindowAggregateOperator: StreamOperator {
         self.metrics = metrics
     }
 
-    @inline(__always) static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    @inline(__always) package static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
         let q = a / b
         return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
     }
 
-    func process(_ batch: RecordBatch, _ out: Output) throws {
+    package func process(_ batch: RecordBatch, _ out: Output) throws {
         let arity = batch.arity
         var late = 0
         batch.values.withUnsafeBufferPointer { vals in
@@ -223,14 +223,14 @@ final class WindowAggregateOperator: StreamOperator {
         return true
     }
 
-    func watermark(_ wm: Int64, _ out: Output) throws {
+    package func watermark(_ wm: Int64, _ out: Output) throws {
         guard wm > currentWatermark else { return }
         currentWatermark = wm
         try fire(upTo: wm, out)
         out.emitWatermark(wm)
     }
 
-    func finish(_ out: Output) throws {
+    package func finish(_ out: Output) throws {
         try fire(upTo: Int64.max, out)
     }
 

@@ -17,21 +17,21 @@ extension StreamOperator {
 /// Where a subtask's results go: operators chained into the same thread,
 /// or channels to other subtasks (forward or partitioned by key group).
 public final class Output {
-    enum Target {
+    package enum Target {
         case chained(any StreamOperator, Output)
-        case forward(Channel, input: Int)
+        case forward(any ElementQueue, input: Int)
         case keyed(KeyedExchange)
     }
 
-    var targets: [Target] = []
+    package var targets: [Target] = []
     /// Records out of the node this output belongs to (one add per batch).
-    var counter: Counter?
+    package var counter: Counter?
 
     public init() {}
 
     /// Counts records the node produced without emitting them here (a sink's
     /// writes, or rows a fused pipeline passed on for it).
-    @inline(__always) func count(_ n: Int) { if n > 0 { counter?.add(n) } }
+    @inline(__always) package func count(_ n: Int) { if n > 0 { counter?.add(n) } }
 
     public func emit(_ batch: RecordBatch) throws {
         if batch.isEmpty { return }
@@ -106,13 +106,13 @@ public final class Output {
 
 /// Splits batches by key group and sends each part to the subtask that owns it.
 public final class KeyedExchange {
-    let channels: [Channel]
-    let input: Int
-    let keyFields: [Int]
-    let maxParallelism: Int
+    package let channels: [any ElementQueue]
+    package let input: Int
+    package let keyFields: [Int]
+    package let maxParallelism: Int
     private var parts: [RecordBatch]
 
-    init(channels: [Channel], input: Int, keyFields: [Int], maxParallelism: Int, arity: Int) {
+    package init(channels: [any ElementQueue], input: Int, keyFields: [Int], maxParallelism: Int, arity: Int) {
         self.channels = channels
         self.input = input
         self.keyFields = keyFields
@@ -120,7 +120,7 @@ public final class KeyedExchange {
         self.parts = channels.map { _ in RecordBatch(arity: arity) }
     }
 
-    func send(_ batch: RecordBatch) throws {
+    package func send(_ batch: RecordBatch) throws {
         let n = channels.count
         if n == 1 {
             if !channels[0].send(input, .batch(batch)) { throw CancellationError() }
@@ -145,9 +145,9 @@ public final class KeyedExchange {
         }
     }
 
-    func broadcast(_ e: StreamElement) {
+    package func broadcast(_ e: StreamElement) {
         for c in channels { c.send(input, e) }
     }
 }
 
-struct CancellationError: Error {}
+package struct CancellationError: Error {}

@@ -1,7 +1,7 @@
 /// Operators that keep state between batches. Their state is taken at a
 /// barrier and restored on start, always bucketed by key group so that a
 /// snapshot restores at any parallelism.
-protocol StatefulOperator: StreamOperator {
+package protocol StatefulOperator: StreamOperator {
     /// Captures the state now (cheap: copy-on-write collections are shared,
     /// not copied) and returns the work that encodes it, which may run on
     /// another thread while the operator goes on.
@@ -11,12 +11,12 @@ protocol StatefulOperator: StreamOperator {
     func restoreState(_ files: [[UInt8]], keyGroups: ClosedRange<Int>) throws
 }
 
-@inline(__always) func keyGroup(_ k: GroupKey, _ maxParallelism: Int) -> Int {
+@inline(__always) package func keyGroup(_ k: GroupKey, _ maxParallelism: Int) -> Int {
     KeyGroups.keyGroup(hash: k.stableHash, maxParallelism: maxParallelism)
 }
 
 extension ContinuousAggregateOperator: StatefulOperator {
-    func captureState(maxParallelism: Int) -> @Sendable () -> [UInt8] {
+    package func captureState(maxParallelism: Int) -> @Sendable () -> [UInt8] {
         let state = self.state
         return {
             var buckets: [Int: [(GroupKey, [Accumulator])]] = [:]
@@ -28,7 +28,7 @@ extension ContinuousAggregateOperator: StatefulOperator {
         }
     }
 
-    func restoreState(_ files: [[UInt8]], keyGroups: ClosedRange<Int>) throws {
+    package func restoreState(_ files: [[UInt8]], keyGroups: ClosedRange<Int>) throws {
         let n = folder.aggs.count
         for f in files {
             try KeyedStateFile.read(f, keyGroups: keyGroups, header: { _ in }) { r in
@@ -43,7 +43,7 @@ extension ContinuousAggregateOperator: StatefulOperator {
 }
 
 extension WindowAggregateOperator: StatefulOperator {
-    func captureState(maxParallelism: Int) -> @Sendable () -> [UInt8] {
+    package func captureState(maxParallelism: Int) -> @Sendable () -> [UInt8] {
         parkHotPane()
         let panes = self.panes, sessions = self.sessions, wm = currentWatermark
         let isSession: Bool = { if case .session = window { return true } else { return false } }()
@@ -72,7 +72,7 @@ extension WindowAggregateOperator: StatefulOperator {
         }
     }
 
-    func restoreState(_ files: [[UInt8]], keyGroups: ClosedRange<Int>) throws {
+    package func restoreState(_ files: [[UInt8]], keyGroups: ClosedRange<Int>) throws {
         let n = folder.aggs.count
         var restoredWM = Int64.max
         let isSession: Bool = { if case .session = window { return true } else { return false } }()

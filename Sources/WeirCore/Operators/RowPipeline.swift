@@ -2,27 +2,27 @@
 /// decode loop: each decoded row is tested and projected in place, and only
 /// the rows that survive are appended to a batch. Saves materialising (and
 /// copying twice) the rows a selective filter drops.
-struct RowPipeline {
-    enum Step {
+package struct RowPipeline {
+    package enum Step {
         case filter(RowEval)
         case project([CompiledExpr], arity: Int)
         /// A projection of bare fields only (the usual `select`): copied by index, no closure calls.
         case pick([Int])
     }
 
-    let steps: [Step]
+    package let steps: [Step]
     /// The fused nodes' own outputs (only their counters are used).
     private let stepOutputs: [Output]
     /// Rows each filter step dropped since the last `countBatch`.
     private var dropped: [Int]
     /// Arity of the rows the pipeline emits.
-    let outArity: Int
+    package let outArity: Int
     /// Where the pipeline's output goes (the fused operators' downstream).
-    let output: Output
+    package let output: Output
     private var scratch: [[Value]]
 
     /// Fuses the leading run of chained filters/selects of `output`, if any.
-    init?(from output: Output, sourceArity: Int) {
+    package init?(from output: Output, sourceArity: Int) {
         var steps: [Step] = []
         var stepOutputs: [Output] = []
         var out = output
@@ -56,7 +56,7 @@ struct RowPipeline {
     }
 
     /// Runs the row through the steps; appends it to `batch` if it survives.
-    @inline(__always) mutating func push(_ row: UnsafePointer<Value>, timestamp: Int64, into batch: inout RecordBatch) {
+    @inline(__always) package mutating func push(_ row: UnsafePointer<Value>, timestamp: Int64, into batch: inout RecordBatch) {
         var cur = row
         for k in 0..<steps.count {
             switch steps[k] {
@@ -86,7 +86,7 @@ struct RowPipeline {
 
     /// Counts, per fused node, the rows of the batch just built from `rows`
     /// decoded rows. The last node's count comes from emitting the batch.
-    mutating func countBatch(rows: Int) {
+    package mutating func countBatch(rows: Int) {
         var n = rows
         for k in 0..<steps.count {
             n -= dropped[k]

@@ -1,9 +1,9 @@
 /// `filter`: keeps the records whose compiled condition is true.
-final class FilterOperator: StreamOperator {
-    let condition: CompiledExpr
-    init(_ c: CompiledExpr) { condition = c }
+package final class FilterOperator: StreamOperator {
+    package let condition: CompiledExpr
+    package init(_ c: CompiledExpr) { condition = c }
 
-    func process(_ batch: RecordBatch, _ out: Output) throws {
+    package func process(_ batch: RecordBatch, _ out: Output) throws {
         var kept = RecordBatch(arity: batch.arity, capacity: batch.count)
         let eval = condition.eval, arity = batch.arity
         batch.values.withUnsafeBufferPointer { vals in
@@ -17,16 +17,16 @@ final class FilterOperator: StreamOperator {
 
 /// `select`: computes a new row from compiled expressions (projection when
 /// they are plain field references). Event timestamps are carried along.
-final class SelectOperator: StreamOperator {
-    let exprs: [CompiledExpr]
-    let fieldOnly: [Int]?
-    init(_ e: [CompiledExpr]) {
+package final class SelectOperator: StreamOperator {
+    package let exprs: [CompiledExpr]
+    package let fieldOnly: [Int]?
+    package init(_ e: [CompiledExpr]) {
         exprs = e
         let idx = e.compactMap(\.fieldIndex)
         fieldOnly = idx.count == e.count ? idx : nil
     }
 
-    func process(_ batch: RecordBatch, _ out: Output) throws {
+    package func process(_ batch: RecordBatch, _ out: Output) throws {
         let arity = batch.arity, n = exprs.count
         var res = RecordBatch(arity: n, capacity: batch.count)
         res.timestamps = batch.timestamps
@@ -49,21 +49,22 @@ final class SelectOperator: StreamOperator {
 }
 
 /// `union`: several inputs, one output (the inbox already merged them).
-final class UnionOperator: StreamOperator {
-    func process(_ batch: RecordBatch, _ out: Output) throws { try out.emit(batch) }
+package final class UnionOperator: StreamOperator {
+    package init() {}
+    package func process(_ batch: RecordBatch, _ out: Output) throws { try out.emit(batch) }
 }
 
 /// Terminal operator handing batches to a connector's sink writer.
-final class SinkOperator: StreamOperator {
-    let writer: any SinkWriter
-    let metrics: JobMetrics
-    init(writer: any SinkWriter, metrics: JobMetrics) { self.writer = writer; self.metrics = metrics }
+package final class SinkOperator: StreamOperator {
+    package let writer: any SinkWriter
+    package let metrics: JobMetrics
+    package init(writer: any SinkWriter, metrics: JobMetrics) { self.writer = writer; self.metrics = metrics }
 
-    func process(_ batch: RecordBatch, _ out: Output) throws {
+    package func process(_ batch: RecordBatch, _ out: Output) throws {
         try writer.write(batch)
         metrics.recordsOut.add(batch.count)
         out.count(batch.count)
     }
-    func watermark(_ wm: Int64, _ out: Output) throws {}
-    func finish(_ out: Output) throws { try writer.flush() }
+    package func watermark(_ wm: Int64, _ out: Output) throws {}
+    package func finish(_ out: Output) throws { try writer.flush() }
 }

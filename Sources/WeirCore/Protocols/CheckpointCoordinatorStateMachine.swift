@@ -63,14 +63,14 @@ public struct CheckpointCoordinatorStateMachine<Ack> {
         case late
     }
 
-    struct Pending {
+    package struct Pending {
         var barrier: Barrier
         var started: UInt64
         var activity: Int?
         var acks: [TaskID: Ack] = [:]
     }
 
-    enum Phase {
+    package enum Phase {
         case idle
         case collecting(Pending)
         case persisting(Pending)

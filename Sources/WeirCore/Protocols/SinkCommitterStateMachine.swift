@@ -39,7 +39,7 @@ public struct SinkCommitterStateMachine: Sendable {
     public var bugs: InjectedBugs = []
     #endif
 
-    enum CancelState { case running, settling, commitFailed, done }
+    package enum CancelState { case running, settling, commitFailed, done }
 
     public init(firstEpoch: Int64) { openEpoch = firstEpoch }
 

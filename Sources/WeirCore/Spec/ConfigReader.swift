@@ -150,7 +150,7 @@ public func parseDurationMillis(_ text: String) -> Int64? {
 }
 
 /// A well-formed duration that is too long (`1e300s`).
-func durationIsOutOfRange(_ text: String) -> Bool {
+package func durationIsOutOfRange(_ text: String) -> Bool {
     guard let d = durationValue(text) else { return false }
     return d > Double(maxDurationMillis)
 }
@@ -176,7 +176,7 @@ public func closestMatch(_ word: String, in candidates: [String]) -> String? {
     return best?.0
 }
 
-func editDistance(_ a: String, _ b: String) -> Int {
+package func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a), b = Array(b)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }

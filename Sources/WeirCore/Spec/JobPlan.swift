@@ -195,7 +195,7 @@ extension JobPlan {
         return try JobPlan.compile(spec, bound: bound)
     }
 
-    static func topologicalOrder(_ nodes: [NodeSpec]) -> [String] {
+    package static func topologicalOrder(_ nodes: [NodeSpec]) -> [String] {
         var done: Set<String> = []
         var order: [String] = []
         var progress = true
@@ -209,7 +209,7 @@ extension JobPlan {
     }
 
     /// The id of a schema-less source whose records reach `id` unchanged (through filters and unions only).
-    static func undeclaredSourceFeeding(_ id: String, _ byID: [String: NodeSpec]) -> String? {
+    package static func undeclaredSourceFeeding(_ id: String, _ byID: [String: NodeSpec]) -> String? {
         for input in byID[id]?.inputs ?? [] {
             guard let n = byID[input] else { continue }
             switch n.kind {
@@ -221,7 +221,7 @@ extension JobPlan {
         return nil
     }
 
-    static func hasEventTime(_ id: String, _ byID: [String: NodeSpec]) -> Bool {
+    package static func hasEventTime(_ id: String, _ byID: [String: NodeSpec]) -> Bool {
         guard let n = byID[id] else { return false }
         if case .source(_, _, let s) = n.kind { return s.eventTime != nil }
         return n.inputs.allSatisfy { hasEventTime($0, byID) }
@@ -230,7 +230,7 @@ extension JobPlan {
     /// For sources without a declared schema: the field names read downstream,
     /// following pass-through nodes (filter, union) up to the first node that
     /// defines its own output (select, aggregate).
-    static func inferSourceFields(_ nodes: [NodeSpec]) -> [String: [String]] {
+    package static func inferSourceFields(_ nodes: [NodeSpec]) -> [String: [String]] {
         var result: [String: [String]] = [:]
         for src in nodes {
             guard case .source(_, _, let s) = src.kind, s.schema == nil else { continue }

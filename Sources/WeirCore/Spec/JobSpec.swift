@@ -137,7 +137,7 @@ extension JobSpec {
 
     /// `onError: skip | deadLetter | fail` and `deadLetter: { table: NAME }`, at
     /// the job's top level or on a sink node (which inherits the job's).
-    static func parseErrorPolicy(_ r: inout ConfigReader, inherited: ErrorPolicy?) -> ErrorPolicy? {
+    package static func parseErrorPolicy(_ r: inout ConfigReader, inherited: ErrorPolicy?) -> ErrorPolicy? {
         let text = r.string("onError")
         var table: String?
         if var d = r.mapping("deadLetter") {
@@ -164,16 +164,16 @@ extension JobSpec {
         return policy
     }
 
-    static func isValidID(_ s: String) -> Bool {
+    package static func isValidID(_ s: String) -> Bool {
         !s.isEmpty && s.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0) }
     }
 
-    static let operatorKeys = ["filter", "select", "keyBy", "window", "aggregate", "union"]
+    package static let operatorKeys = ["filter", "select", "keyBy", "window", "aggregate", "union"]
 
     /// The most windows of a sliding window one record may fall into (size / slide).
     public static let maxSlidingWindowsPerRecord: Int64 = 1000
 
-    static func parseNode(_ r: inout ConfigReader, connectors: [ConnectorKind]) -> NodeSpec? {
+    package static func parseNode(_ r: inout ConfigReader, connectors: [ConnectorKind]) -> NodeSpec? {
         let id = r.string("id", required: true)
         if let id, !isValidID(id) { r.fail("id", "'\(id)' may only contain letters, digits, '-', '_' and '.'") }
         let inputs = r.stringList("inputs") ?? []
@@ -249,7 +249,7 @@ extension JobSpec {
         }
     }
 
-    static func parseSourceSettings(_ c: inout ConfigReader) -> SourceSettings {
+    package static func parseSourceSettings(_ c: inout ConfigReader) -> SourceSettings {
         var s = SourceSettings()
         if let f = c.string("format"), f != "json" { c.fail("format", "unsupported format '\(f)' (supported: json)") }
         if var m = c.mapping("schema") {
@@ -288,7 +288,7 @@ extension JobSpec {
         return s
     }
 
-    static func parseWindow(_ w: inout ConfigReader) -> WindowSpec? {
+    package static func parseWindow(_ w: inout ConfigReader) -> WindowSpec? {
         let shapes = ["tumbling", "sliding", "session"].filter { w.raw[$0] != nil }
         guard shapes.count == 1 else {
             w.fail(nil, shapes.isEmpty ? "say which window: tumbling: 10s, sliding: 10s (with slide: 5s) or session: 30s"
@@ -320,7 +320,7 @@ extension JobSpec {
     }
 
     /// Ids unique, inputs resolve, no cycles, every path ends in a sink.
-    static func checkGraph(_ nodes: [NodeSpec], failedIDs: Set<String> = []) -> [WeirError] {
+    package static func checkGraph(_ nodes: [NodeSpec], failedIDs: Set<String> = []) -> [WeirError] {
         var errors: [WeirError] = []
         var seen: [String: String] = [:]
         for n in nodes {

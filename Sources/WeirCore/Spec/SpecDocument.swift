@@ -37,7 +37,7 @@ public enum SpecDocument {
         return m
     }
 
-    static func convert(_ node: Node) -> Any {
+    package static func convert(_ node: Node) -> Any {
         switch node {
         case .scalar(let s):
             if s.style == .plain || s.style == .any {

@@ -1,5 +1,6 @@
 import XCTest
 @testable import WeirCore
+@testable import WeirEngine
 
 /// Barrier alignment and watermark tracking as values.
 final class BarrierAlignerTests: XCTestCase {

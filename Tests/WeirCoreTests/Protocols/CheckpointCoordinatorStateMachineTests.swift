@@ -1,5 +1,6 @@
 import XCTest
 @testable import WeirCore
+@testable import WeirEngine
 
 /// The checkpoint protocol as a value: every outcome, with no threads, clocks or storage.
 final class CheckpointCoordinatorStateMachineTests: XCTestCase {

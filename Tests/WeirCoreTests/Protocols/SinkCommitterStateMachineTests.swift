@@ -1,5 +1,6 @@
 import XCTest
 @testable import WeirCore
+@testable import WeirEngine
 
 /// Two-phase commit of a sink's epochs, and the recovery decision, as values.
 final class SinkCommitterStateMachineTests: XCTestCase {

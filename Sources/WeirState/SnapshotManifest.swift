@@ -1,4 +1,5 @@
 import Foundation
+import WeirCore
 
 /// Why a snapshot was taken, which decides how long it is kept.
 ///

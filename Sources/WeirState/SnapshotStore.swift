@@ -1,4 +1,6 @@
 import Foundation
+import WeirCore
+import Logging
 import Synchronization
 
 /// The durable home of one job's snapshots (checkpoints, savepoints and stop
@@ -37,7 +39,7 @@ public final class SnapshotStore: Sendable {
     public let retain: Int
     /// Receives warnings that do not fail an operation (e.g. an old
     /// checkpoint that could not be removed by retention).
-    private let log: (@Sendable (String) -> Void)?
+    private let logger: Logger
     /// Serialises renames into the directory, deletions and retention.
     private let lock = Mutex(())
 
@@ -50,22 +52,22 @@ public final class SnapshotStore: Sendable {
     /// - Parameters:
     ///   - retain: the number of `checkpoint` snapshots kept (the spec's
     ///     `checkpoint.retain`); values below 1 count as 1.
-    ///   - log: receives warnings that do not fail an operation.
-    public convenience init(directory: URL, retain: Int = 3, log: (@Sendable (String) -> Void)? = nil) throws {
-        try self.init(directory: directory, retain: retain, log: log, create: true, removeLeftovers: true)
+    ///   - logger: receives warnings that do not fail an operation.
+    public convenience init(directory: URL, retain: Int = 3, logger: Logger = Logger(label: "weir.snapshots")) throws {
+        try self.init(directory: directory, retain: retain, logger: logger, create: true, removeLeftovers: true)
     }
 
     /// Opens an existing snapshot directory for reading, inspecting and
     /// deleting, without creating it or removing leftovers (a running job
     /// may be writing into it). Fails if the directory does not exist.
     public static func openExisting(_ directory: URL, retain: Int = 3) throws -> SnapshotStore {
-        try SnapshotStore(directory: directory, retain: retain, log: nil, create: false, removeLeftovers: false)
+        try SnapshotStore(directory: directory, retain: retain, logger: Logger(label: "weir.snapshots"), create: false, removeLeftovers: false)
     }
 
-    private init(directory: URL, retain: Int, log: (@Sendable (String) -> Void)?, create: Bool, removeLeftovers: Bool) throws {
+    private init(directory: URL, retain: Int, logger: Logger, create: Bool, removeLeftovers: Bool) throws {
         self.directory = directory.standardizedFileURL
         self.retain = max(1, retain)
-        self.log = log
+        self.logger = logger
         let path = self.directory.path
         if !DurableFiles.isDirectory(path) {
             if DurableFiles.exists(path) {
@@ -164,7 +166,7 @@ public final class SnapshotStore: Sendable {
         do {
             try prune(retain: retain ?? self.retain)
         } catch {
-            log?("snapshot retention: \(error)")
+            logger.warning("snapshot retention: \(error)")
         }
     }
 

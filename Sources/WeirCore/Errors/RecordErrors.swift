@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 
 /// Record-level error isolation: what happens to one record that cannot be
@@ -91,7 +92,7 @@ public struct RejectedRecord: Sendable, Equatable {
         return Array((s + "}").utf8)
     }
 
-    static func jsonString(_ t: String) -> String {
+    package static func jsonString(_ t: String) -> String {
         var out = ""
         appendJSONQuoted(t, to: &out)
         return out
@@ -162,16 +163,16 @@ public struct ErrorPolicy: Sendable, Equatable {
 /// counts per reason, a rate-limited log (the first few records in full,
 /// then one summary line per interval, never a line per record), and the
 /// policy: skip, pass on for the dead-letter table, or fail the job.
-final class Rejections: Sendable {
-    let node: String
-    let policy: OnError
+package final class Rejections: Sendable {
+    package let node: String
+    package let policy: OnError
     /// The sink node that writes this node's dead letters (the first sink downstream).
-    let deadLetterSink: String?
+    package let deadLetterSink: String?
     private let counts: [RejectReason: Counter]
     private let metrics: JobMetrics
-    private let log: @Sendable (String) -> Void
-    static let fullLogLines = 5
-    static let summaryIntervalNanos: UInt64 = 10_000_000_000
+    private let logger: Logger
+    package static let fullLogLines = 5
+    package static let summaryIntervalNanos: UInt64 = 10_000_000_000
 
     private struct LogState {
         var logged = 0
@@ -180,16 +181,16 @@ final class Rejections: Sendable {
     }
     private let logState = Mutex(LogState())
 
-    init(node: String, policy: OnError, deadLetterSink: String?, metrics: JobMetrics, log: @escaping @Sendable (String) -> Void) {
+    package init(node: String, policy: OnError, deadLetterSink: String?, metrics: JobMetrics, logger: Logger) {
         self.node = node; self.policy = policy; self.deadLetterSink = deadLetterSink
-        self.metrics = metrics; self.log = log
+        self.metrics = metrics; self.logger = logger
         var c: [RejectReason: Counter] = [:]
         for r in RejectReason.allCases { c[r] = Counter() }
         counts = c
     }
 
     /// Rejected records so far, per reason (reasons with none left out).
-    var byReason: [RejectReason: Int] {
+    package var byReason: [RejectReason: Int] {
         var out: [RejectReason: Int] = [:]
         for (r, c) in counts where c.load > 0 { out[r] = c.load }
         return out
@@ -197,7 +198,7 @@ final class Rejections: Sendable {
 
     /// Counts and logs one rejected record; throws under `onError: fail`.
     /// Returns true when the record should travel on to the dead-letter table.
-    func reject(_ r: RejectedRecord) throws -> Bool {
+    package func reject(_ r: RejectedRecord) throws -> Bool {
         counts[r.reason]!.add(1)
         metrics.rejectedRecords.add(1)
         note(r)
@@ -224,7 +225,7 @@ final class Rejections: Sendable {
             guard now &- s.lastSummary >= Rejections.summaryIntervalNanos else { return nil }
             return takeSummary(&s, now)
         }
-        if let line { log(line) }
+        if let line { logger.warning("\(line)") }
     }
 
     private func takeSummary(_ s: inout LogState, _ now: UInt64) -> String? {
@@ -237,15 +238,15 @@ final class Rejections: Sendable {
     }
 
     /// Logs what the summary has not said yet (at the end of a run).
-    func flushLog() {
+    package func flushLog() {
         let line = logState.withLock { s in takeSummary(&s, DispatchTime.now().uptimeNanoseconds) }
-        if let line { log(line) }
+        if let line { logger.warning("\(line)") }
     }
 }
 
 extension RejectedRecord {
     /// The first 200 characters of a value, for log lines and error messages.
-    static func preview(_ v: [UInt8]) -> String {
+    package static func preview(_ v: [UInt8]) -> String {
         let s = String(decoding: v.prefix(200), as: UTF8.self)
         return v.count > 200 ? s + "…" : s
     }

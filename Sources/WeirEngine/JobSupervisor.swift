@@ -1,4 +1,6 @@
 import Foundation
+import WeirCore
+import Logging
 import Synchronization
 
 /// Runs a job with its restart strategy: when a run fails (a subtask threw,
@@ -16,6 +18,8 @@ public final class JobSupervisor: Sendable {
     let allowNonRestoredState: Bool
     private let current = Mutex<JobRunner?>(nil)
     private let cancelled = Atomic<Bool>(false)
+    /// Signalled by `cancel()`: a restart backoff ends at once instead of sleeping on.
+    private let cancelSignal = DispatchSemaphore(value: 0)
     /// Metrics of the run in progress (a restart starts a new set).
     public var metrics: JobMetrics? { current.withLock { $0?.metrics } }
     public let restarts = Counter()
@@ -53,11 +57,11 @@ public final class JobSupervisor: Sendable {
                 attempt += 1
                 guard attempt <= plan.spec.restart.attempts, !cancelled.load(ordering: .relaxed) else { throw error }
                 let delay = JobSupervisor.backoffMillis(plan.spec.restart, attempt: attempt)
-                options.log("run \(runner.runID) failed: \(error)")
-                options.log("restarting (attempt \(attempt) of \(plan.spec.restart.attempts)) in \(delay) ms from the latest snapshot")
+                options.logger.warning("run \(runner.runID) failed: \(error)")
+                options.logger.warning("restarting (attempt \(attempt) of \(plan.spec.restart.attempts)) in \(delay) ms from the latest snapshot")
                 restarts.add(1)
                 options.onEvent(.restarting(attempt: attempt, of: plan.spec.restart.attempts, error: "\(error)"))
-                Thread.sleep(forTimeInterval: Double(delay) / 1000)
+                _ = cancelSignal.wait(timeout: .now() + .milliseconds(Int(min(delay, 3_600_000))))
                 if cancelled.load(ordering: .relaxed) { return .cancelled }
                 restore = try latestRestorePoint() ?? firstRestore
             }
@@ -79,6 +83,7 @@ public final class JobSupervisor: Sendable {
 
     public func cancel() {
         cancelled.store(true, ordering: .relaxed)
+        cancelSignal.signal()
         current.withLock { $0 }?.cancel()
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import WeirCore
 
 /// The snapshot store is where the checkpoint coordinator persists
 /// completed checkpoints, and where restores read them back.

@@ -1,4 +1,5 @@
 import Foundation
+import WeirCore
 
 /// The loop of one source subtask: poll → decode → chained operators,
 /// per-split watermarks with idleness, barriers injected between polls.

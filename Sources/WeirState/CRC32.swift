@@ -1,3 +1,4 @@
+import WeirCore
 /// CRC-32 (IEEE 802.3, the checksum of zlib, gzip and PNG: reflected
 /// polynomial 0xEDB88320, initial value and final xor 0xFFFFFFFF), used to
 /// detect corrupt snapshot files.

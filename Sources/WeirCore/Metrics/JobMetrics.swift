@@ -21,7 +21,7 @@ public final class JobMetrics: Sendable {
     public let rejectedRecords = Counter()
     private let rejectionsByNode = Mutex<[Rejections]>([])
 
-    func register(rejections: [Rejections]) { rejectionsByNode.withLock { $0 = rejections } }
+    package func register(rejections: [Rejections]) { rejectionsByNode.withLock { $0 = rejections } }
 
     /// Rejected records per node id and reason (nodes without any left out).
     public var rejected: [String: [String: Int]] {
@@ -40,7 +40,7 @@ public final class JobMetrics: Sendable {
     private let lastCheckpoint = Mutex<(durationMillis: Double, bytes: Int)>((0, 0))
 
 
-    func noteCheckpoint(durationMillis: Double, bytes: Int) {
+    package func noteCheckpoint(durationMillis: Double, bytes: Int) {
         checkpointsCompleted.add(1)
         lastCheckpoint.withLock { $0 = (durationMillis, bytes) }
     }
@@ -48,7 +48,7 @@ public final class JobMetrics: Sendable {
     /// Duration and size of the last completed checkpoint.
     public var lastCheckpointFigures: (durationMillis: Double, bytes: Int) { lastCheckpoint.withLock { $0 } }
 
-    func noteIdleWait(_ nanos: UInt64) {
+    package func noteIdleWait(_ nanos: UInt64) {
         var cur = idleWaitNanos.load(ordering: .relaxed)
         while nanos > cur {
             let (done, orig) = idleWaitNanos.compareExchange(expected: cur, desired: nanos, ordering: .relaxed)
@@ -62,7 +62,7 @@ public final class JobMetrics: Sendable {
     private let nodeCounters = Mutex<[NodeCounters]>([])
 
     /// Called once by the runner, before any subtask starts.
-    func register(nodes: [NodeCounters]) { nodeCounters.withLock { $0 = nodes } }
+    package func register(nodes: [NodeCounters]) { nodeCounters.withLock { $0 = nodes } }
 
     /// Per-node figures, in plan order. A node's records in are what its inputs
     /// emitted (a source's: what it read, malformed included); a sink's records
@@ -75,18 +75,18 @@ public final class JobMetrics: Sendable {
             NodeFigures(id: n.id,
                         recordsIn: n.inputs.isEmpty ? n.recordsIn.load : n.inputs.reduce(0) { $0 + (outById[$1] ?? 0) },
                         recordsOut: n.recordsOut.load,
-                        backpressureNanos: n.inbox.reduce(0) { $0 &+ $1.backpressureNanos })
+                        backpressureNanos: n.backpressure())
         }
     }
 
     /// A figure that grows whenever a record moves anywhere in the run (read,
     /// emitted by a node, rejected, dropped late); unchanged means nothing moved.
-    var activity: Int {
+    package var activity: Int {
         let nodes = nodeCounters.withLock { $0 }
         return nodes.reduce(recordsIn.load &+ rejectedRecords.load &+ lateRecords.load) { $0 &+ $1.recordsOut.load }
     }
 
-    func update(_ progress: [SplitProgress]) {
+    package func update(_ progress: [SplitProgress]) {
         splits.withLock { for p in progress { $0[p.name] = p } }
     }
 
@@ -100,17 +100,19 @@ public final class JobMetrics: Sendable {
 }
 
 /// One node's live counters: shared by its subtasks, added to once per batch.
-final class NodeCounters: Sendable {
-    let id: String
+package final class NodeCounters: Sendable {
+    package let id: String
     /// Ids of the node's inputs (its records in are their records out).
-    let inputs: [String]
+    package let inputs: [String]
     /// Records read (sources only; other nodes derive theirs from their inputs).
-    let recordsIn = Counter()
-    let recordsOut = Counter()
-    /// The node's inbox channels (none when it runs chained to its input).
-    let inbox: [Channel]
+    package let recordsIn = Counter()
+    package let recordsOut = Counter()
+    /// Time producers spent blocked on the node's inbox channels (0 when it runs chained to its input).
+    package let backpressure: @Sendable () -> UInt64
 
-    init(id: String, inputs: [String], inbox: [Channel]) { self.id = id; self.inputs = inputs; self.inbox = inbox }
+    package init(id: String, inputs: [String], backpressure: @escaping @Sendable () -> UInt64 = { 0 }) {
+        self.id = id; self.inputs = inputs; self.backpressure = backpressure
+    }
 }
 
 /// What one node did so far, for progress displays and metrics.

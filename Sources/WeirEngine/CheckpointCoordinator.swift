@@ -1,4 +1,6 @@
 import Foundation
+import WeirCore
+import Logging
 import Synchronization
 
 /// What one task reports when a barrier has passed through it.
@@ -34,7 +36,7 @@ final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
     private let nodes: [String]
     private let parallelism: Int, maxParallelism: Int
     private let layouts: [String: String]
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
     private let onEvent: @Sendable (RunEvent) -> Void
     /// Records moved through the run so far: a periodic checkpoint with nothing
     /// moved since the last completed one is skipped, so an idle job stays idle.
@@ -53,13 +55,13 @@ final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
 
     init(settings: CheckpointConfig, job: String, run: String, nodes: [String], parallelism: Int, maxParallelism: Int,
          layouts: [String: String], tasks: Set<TaskID>, sourceTasks: Set<TaskID>, untilIdleMillis: Int64?, metrics: JobMetrics,
-         log: @escaping @Sendable (String) -> Void, onEvent: @escaping @Sendable (RunEvent) -> Void = { _ in },
+         logger: Logger, onEvent: @escaping @Sendable (RunEvent) -> Void = { _ in },
          activity: (@Sendable () -> Int)? = nil) {
         self.onEvent = onEvent
         self.activity = activity
         self.settings = settings; self.job = job; self.runID = run; self.nodes = nodes
         self.parallelism = parallelism; self.maxParallelism = maxParallelism; self.layouts = layouts
-        self.metrics = metrics; self.log = log
+        self.metrics = metrics; self.logger = logger
         let config = CheckpointCoordinatorStateMachine<TaskAck>.Configuration(
             tasks: tasks, sourceTasks: sourceTasks,
             intervalNanos: settings.intervalMillis.map { UInt64(max(1, $0)) &* 1_000_000 },
@@ -128,7 +130,7 @@ final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
         cond.lock(); defer { cond.unlock() }
         let (outcome, actions) = machine.ack(checkpoint: barrier.id, from: a.task, a, now: CheckpointCoordinator.now())
         if outcome != .accepted && outcome != .late {
-            log("checkpoint \(barrier.id): \(outcome) acknowledgement from \(a.task) ignored")
+            logger.debug("checkpoint \(barrier.id): \(outcome) acknowledgement from \(a.task) ignored")
         }
         execute(actions)
     }
@@ -194,7 +196,7 @@ final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
                 let listeners = completionListeners
                 for l in listeners { l(b.id) }
             case .abort(let b, let reason):
-                log(reason)
+                logger.warning("\(reason)")
                 onEvent(.snapshotFailed(checkpointID: b.id, kind: b.kind, reason: reason))
                 outcomes[b.id] = .failed(reason)
             case .noteIdleWait(let nanos):
@@ -216,13 +218,12 @@ final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
             let bytes = blobs.reduce(0) { $0 + $1.bytes.count }
             metrics.noteCheckpoint(durationMillis: ms, bytes: bytes)
             onEvent(.snapshot(id: id, kind: b.kind, checkpointID: b.id, bytes: bytes, durationMillis: ms))
-            if b.kind != .checkpoint || ProcessInfo.processInfo.environment["WEIR_LOG_CHECKPOINTS"] != nil {
-                log(String(format: "snapshot %@ (%@) complete in %.0f ms (state encode+persist %.0f ms), %d bytes",
-                           id, b.kind.rawValue, ms, Double(CheckpointCoordinator.now() &- t0) / 1e6, bytes))
-            }
+            // Stops, savepoints and drains at info; periodic checkpoints at debug (`--log-level debug`).
+            logger.log(level: b.kind == .checkpoint ? .debug : .info,
+                       "\(String(format: "snapshot %@ (%@) complete in %.0f ms (state encode+persist %.0f ms), %d bytes", id, b.kind.rawValue, ms, Double(CheckpointCoordinator.now() &- t0) / 1e6, bytes))")
             return .success(id)
         } catch {
-            log("checkpoint \(b.id) could not be stored: \(error)")
+            logger.error("checkpoint \(b.id) could not be stored: \(error)")
             return .failure(error)
         }
     }

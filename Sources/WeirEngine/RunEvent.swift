@@ -1,3 +1,4 @@
+import WeirCore
 /// Lifecycle events of a run, for whoever supervises it (the CLI's
 /// `--events` file, which the control plane reads).
 public enum RunEvent: Sendable {

@@ -1,30 +1,12 @@
+import WeirCore
 import Foundation
-
-/// What travels between subtasks: data batches and in-band control signals.
-public enum StreamElement: Sendable {
-    case batch(RecordBatch)
-    /// No record with an event time at or below this will follow on this input.
-    case watermark(Int64)
-    /// The input has no data for now and must not hold watermarks back.
-    case idle
-    /// The input is complete.
-    case end
-    /// Checkpoint barrier n: everything before it belongs to snapshot n.
-    case barrier(Barrier)
-    /// The run stops after a stop-with-snapshot (no windows fire).
-    case stop
-    /// Records rejected upstream, on their way to the dead-letter table. They
-    /// travel in-band so that they belong to the same epoch as the records
-    /// around them (written exactly once with the sink's transaction).
-    case rejects([RejectedRecord])
-}
 
 /// A bounded multi-producer, single-consumer queue of stream elements: the
 /// inbox of one subtask. Producers block when it is full (backpressure);
 /// `cancel()` wakes everyone so a failing job shuts down promptly.
 ///
 /// `@unchecked Sendable`: all mutable state is guarded by `cond`.
-public final class Channel: @unchecked Sendable {
+public final class Channel: ElementQueue, @unchecked Sendable {
     private let cond = NSCondition()
     private var items: [(Int, StreamElement)?]
     private var head = 0

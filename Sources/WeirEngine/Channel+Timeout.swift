@@ -1,4 +1,5 @@
 import Foundation
+import WeirCore
 
 extension Channel {
     /// Result of a receive with a deadline.

@@ -1,4 +1,5 @@
 import Foundation
+import WeirCore
 
 /// The loop of one subtask that has an inbox: merges its inputs and drives
 /// its operator chain. The protocols are values it feeds: `BarrierAligner`

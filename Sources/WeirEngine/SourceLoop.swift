@@ -1,3 +1,4 @@
+import WeirCore
 /// The checkpoint coordinator as tasks see it. The live run's
 /// `CheckpointCoordinator` provides it, and so does the deterministic
 /// simulator, which drives the same task code without threads.
