@@ -48,7 +48,7 @@ let package = Package(
                                .product(name: "Hummingbird", package: "hummingbird")],
                 path: "Sources/WeirControl",
                 // The web console, compiled into the binary (no files to ship beside `weir`).
-                resources: [.embedInCode("Console/console.html")]),
+                resources: [.embedInCode("HTTP/Console/console.html")]),
 
         .target(name: "WeirCLI",
                 dependencies: ["WeirCore", "WeirEngine", "WeirState", "WeirKafka", "WeirMySQL", "WeirControl",
