@@ -19,12 +19,11 @@ struct LineLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?,
-             source: String, file: String, function: String, line: UInt) {
-        let all = metadata.merging(extra ?? [:]) { $1 }
+    func log(event: LogEvent) {
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }
         let tail = all.isEmpty ? "" : " " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let prefix = CLILogging.settings.withLock { $0.prefix }()
-        printErr("\(prefix)\(level > .warning ? "\(level): " : "")\(message)\(tail)")
+        printErr("\(prefix)\(event.level > .warning ? "\(event.level): " : "")\(event.message)\(tail)")
     }
 }
 

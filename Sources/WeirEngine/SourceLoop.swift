@@ -37,43 +37,33 @@ struct SourceLoop {
     let reader: any SourceReader
     let coordination: any CheckpointCoordination
     let clock: () -> UInt64
-    private var decoder: JSONRowDecoder
+    /// Decode, event times and chained operators, per record (in the core).
+    private var decoding: SourceDecoding
     private let names: [String]
     private let topics: [(String?, Int32?)]
-    /// Per-split watermarks and idleness (decided from lag, not silence).
-    var watermarks: PartitionWatermarkTracker
     private var lastLoop: UInt64
     private var lastProgress: UInt64 = 0
-    private var atEndNanos: UInt64 = 0
+    /// Whether the input is complete (`--until-idle`), decided from lag.
+    private var endOfInput = EndOfInputTracker()
     private var rejected: [RejectedRecord] = []
-    private var failures: [SourceTask.BadMessage] = []
     private var lastBarrier: Int64 = -1
     private var awaiting: Barrier?
     private var emptyPolls = 0
     private var sentFirst = false
-    private let arity: Int
-    /// Filters/selects chained behind the source run inside the decode loop.
-    private var pipeline: RowPipeline?
-    private let batchArity: Int
-    private var batch: RecordBatch
-
     init(task: SourceTask, reader: any SourceReader, coordination: any CheckpointCoordination, clock: @escaping () -> UInt64) {
         self.task = task; self.reader = reader; self.coordination = coordination; self.clock = clock
         let eventTime = task.eventTime
-        decoder = JSONRowDecoder(schema: task.node.schema, eventTimeField: eventTime?.field)
         names = reader.splitNames
         topics = names.map(SourceTask.topicPartition)
-        watermarks = PartitionWatermarkTracker(restored: names.map { task.restoredWatermarks[$0] ?? .min },
+        var watermarks = PartitionWatermarkTracker(restored: names.map { task.restoredWatermarks[$0] ?? .min },
                                                maxOutOfOrdernessMillis: eventTime?.maxOutOfOrdernessMillis ?? 0,
                                                idleTimeoutMillis: eventTime?.idleTimeoutMillis ?? 0)
         #if WEIR_BUG_SWITCHES
         watermarks.bugs = task.injectedBugs
         #endif
+        decoding = SourceDecoding(schema: task.node.schema, eventTimeField: eventTime?.field, watermarks: watermarks,
+                                  output: task.output, batchCapacity: task.options.pollBatchSize)
         lastLoop = clock()
-        arity = task.node.schema.count
-        pipeline = RowPipeline(from: task.output, sourceArity: arity)
-        batchArity = pipeline?.outArity ?? arity
-        batch = RecordBatch(arity: batchArity, capacity: task.options.pollBatchSize)
     }
 
     mutating func step() throws -> SourceStep {
@@ -97,7 +87,8 @@ struct SourceLoop {
             var offsets: [String: Int64] = [:]
             for p in reader.progress() where p.nextOffset >= 0 { offsets[p.name] = p.nextOffset }
             var wms: [String: Int64] = [:]
-            for k in names.indices where watermarks.maxTimestamp[k] != .min { wms[names[k]] = watermarks.maxTimestamp[k] }
+            let maxTimestamp = decoding.watermarks.maxTimestamp
+            for k in names.indices where maxTimestamp[k] != .min { wms[names[k]] = maxTimestamp[k] }
             let blob = SourceTask.encodeWatermarks(wms)
             coordination.ack(b, TaskAck(node: task.node.id, subtask: task.subtask, offsets: offsets, state: { blob }))
             if b.kind == .stop || b.kind == .drain {
@@ -112,44 +103,17 @@ struct SourceLoop {
 
     private mutating func poll() throws {
         let task = self.task, output = task.output, options = task.options
-        var bad = 0
         // A short wait while records flow keeps barriers prompt; after a few empty
         // polls the wait grows, so an idle job sleeps instead of polling 100 times a second.
-        let timeout = emptyPolls < 20 ? 10 : 100
-        let got = try reader.poll(maxMessages: options.pollBatchSize, timeoutMillis: timeout) { idx, bytes in
-            if let failure = decoder.decodeRow(bytes) {
-                // Kept minimal here (the hot closure); handled after the poll.
-                bad += 1
-                watermarks.touch(idx)
-                failures.append(SourceTask.BadMessage(split: idx, failure: failure,
-                                                      offset: reader.offsetOfLastDelivered(split: idx), bytes: Array(bytes)))
-                return
-            }
-            let ts = decoder.timestamp
-            watermarks.observe(idx, timestamp: ts)
-            if pipeline != nil {
-                decoder.withRow { pipeline!.push($0, timestamp: ts, into: &batch) }
-            } else {
-                let arity = self.arity
-                decoder.withRow { batch.values.append(contentsOf: UnsafeBufferPointer(start: $0, count: arity)) }
-                batch.timestamps.append(ts)
-            }
-        }
+        let (got, bad) = try decoding.poll(reader, maxMessages: options.pollBatchSize, timeoutMillis: emptyPolls < 20 ? 10 : 100)
         if got > 0 { task.metrics.recordsIn.add(got); task.counters.recordsIn.add(got) }
         if bad > 0 { task.metrics.decodeErrors.add(bad) }
-        if pipeline != nil {
-            output.count(got - bad)
-            pipeline!.countBatch(rows: got - bad)
-        }
-        if !failures.isEmpty {
-            try task.reject(failures, topics: topics, into: &rejected)
-            failures.removeAll()
-        }
+        if decoding.pipeline != nil { output.count(got - bad) }  // the chained nodes count their own rows
+        if !decoding.failures.isEmpty { try task.reject(decoding.takeFailures(), topics: topics, into: &rejected) }
         emptyPolls = got == 0 ? emptyPolls &+ 1 : 0
-        if !batch.isEmpty {
+        if !decoding.batch.isEmpty {
             if !sentFirst { sentFirst = true; task.firstRecord() }
-            try (pipeline?.output ?? output).emit(batch)
-            batch = RecordBatch(arity: batchArity, capacity: options.pollBatchSize)
+            try (decoding.pipeline?.output ?? output).emit(decoding.takeBatch())
         }
         if !rejected.isEmpty {
             // After the batch and before the next barrier: same epoch as the records around them.
@@ -159,24 +123,22 @@ struct SourceLoop {
         let now = clock()
         let elapsed = now &- lastLoop
         lastLoop = now
-        if got > 0 && atEndNanos > 0 {
-            // Records arrived: the input is live, not complete, whatever the cached high
-            // watermarks said between fetches (a consumer that keeps up is "at end" between them).
-            atEndNanos = 0
-            coordination.sourceAtEnd(task.taskID, atEndFor: nil)
-        }
+        // --until-idle: complete only after time at the end with nothing arriving, never a stall.
+        var allAtEnd: Bool?
         if now &- lastProgress > 200_000_000 || got == 0 {
             lastProgress = now
             let progress = reader.progress()
             task.metrics.update(progress)
-            for k in 0..<min(names.count, progress.count) { watermarks.setLag(k, !progress[k].atEnd) }
-            // --until-idle counts only time spent at the end with nothing arriving, never a stall.
-            let atEnd = progress.allSatisfy(\.atEnd)
-            if atEnd && got == 0 { atEndNanos &+= min(elapsed, PartitionWatermarkTracker.maxStepNanos) } else { atEndNanos = 0 }
-            coordination.sourceAtEnd(task.taskID, atEndFor: atEnd ? atEndNanos : nil)
+            for k in 0..<min(names.count, progress.count) { decoding.watermarks.setLag(k, !progress[k].atEnd) }
+            allAtEnd = progress.allSatisfy(\.atEnd)
+        }
+        switch endOfInput.polled(got: got, allAtEnd: allAtEnd, elapsedNanos: elapsed) {
+        case .none: break
+        case .live: coordination.sourceAtEnd(task.taskID, atEndFor: nil)
+        case .atEnd(let nanos): coordination.sourceAtEnd(task.taskID, atEndFor: nanos)
         }
         if task.eventTime != nil {
-            switch watermarks.step(elapsedNanos: elapsed) {
+            switch decoding.watermarks.step(elapsedNanos: elapsed) {
             case .none: break
             case .advance(let w): output.emitWatermark(w)
             case .idle: output.emitIdle()

@@ -68,17 +68,9 @@ final class SourceTask: @unchecked Sendable {
         }
     }
 
-    /// A message the decoder refused, as noted inside the poll loop.
-    struct BadMessage {
-        var split: Int
-        var failure: JSONRowDecoder.Failure
-        var offset: Int64?
-        var bytes: [UInt8]
-    }
-
     /// Counts, logs and (dead letter) collects the messages refused by the last poll; throws under `onError: fail`.
     @inline(never)
-    func reject(_ bad: [BadMessage], topics: [(String?, Int32?)], into rejected: inout [RejectedRecord]) throws {
+    func reject(_ bad: [SourceDecoding.BadMessage], topics: [(String?, Int32?)], into rejected: inout [RejectedRecord]) throws {
         for m in bad {
             let r = RejectedRecord(node: node.id, reason: m.failure.reason,
                                    message: m.failure.message(schema: node.schema, eventTimeField: eventTime?.field),

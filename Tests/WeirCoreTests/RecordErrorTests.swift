@@ -28,8 +28,7 @@ final class RecordErrorTests: XCTestCase {
         var logLevel: Logger.Level = .trace
         var metadata: Logger.Metadata = [:]
         subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { metadata[key] } set { metadata[key] = newValue } }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                 file: String, function: String, line: UInt) { lines.add("\(message)") }
+        func log(event: LogEvent) { lines.add("\(event.message)") }
     }
 
     final class LineCollector: Sendable {

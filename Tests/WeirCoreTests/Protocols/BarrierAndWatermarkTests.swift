@@ -134,3 +134,24 @@ final class PartitionWatermarkTrackerTests: XCTestCase {
         XCTAssertFalse(t.isIdle)
     }
 }
+
+final class EndOfInputTrackerTests: XCTestCase {
+    let ms: UInt64 = 1_000_000
+
+    func testOnlyQuietTimeAtTheEndCountsAndAStallIsOneCappedStep() {
+        var t = EndOfInputTracker()
+        XCTAssertEqual(t.polled(got: 0, allAtEnd: false, elapsedNanos: 500 * ms), .live, "records left to read")
+        XCTAssertEqual(t.polled(got: 0, allAtEnd: true, elapsedNanos: 100 * ms), .atEnd(nanos: 100 * ms))
+        XCTAssertEqual(t.polled(got: 0, allAtEnd: true, elapsedNanos: 60_000 * ms), .atEnd(nanos: 250 * ms),
+                       "a minute-long stall adds at most 150 ms")
+    }
+
+    func testRecordsArrivingResetTheCount() {
+        var t = EndOfInputTracker()
+        _ = t.polled(got: 0, allAtEnd: true, elapsedNanos: 100 * ms)
+        XCTAssertEqual(t.polled(got: 3, allAtEnd: nil, elapsedNanos: ms), .live, "a consumer that keeps up only looks at the end")
+        XCTAssertEqual(t.atEndNanos, 0)
+        XCTAssertEqual(t.polled(got: 5, allAtEnd: nil, elapsedNanos: ms), .none, "said once")
+        XCTAssertEqual(t.polled(got: 2, allAtEnd: true, elapsedNanos: ms), .atEnd(nanos: 0), "at the end, but records just came")
+    }
+}
