@@ -64,6 +64,8 @@ final class EventLog: Sendable {
             emit("snapshot_failed", ["checkpoint": ckpt, "kind": kind.rawValue, "reason": reason])
         case .restarting(let attempt, let of, let error):
             emit("restarting", ["attempt": attempt, "of": of, "error": error])
+        case .restoreAdjusted(let node, let dropped, let newPartitions, let newTopics):
+            emit("restore_adjusted", ["node": node, "dropped": dropped, "newPartitions": newPartitions, "newTopics": newTopics])
         }
     }
 

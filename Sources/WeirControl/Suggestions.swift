@@ -44,6 +44,8 @@ public enum Suggestions {
               suggestion: "check the user name and password in the sink's url, and that the user may connect from this host and has SELECT, INSERT and UPDATE on the table"),
         Entry(codes: ["table_missing"], phrases: ["doesn't exist"],
               suggestion: "create the table (the error shows a matching CREATE TABLE) or fix the table name in the spec, then run again"),
+        Entry(codes: ["sink_schema_changed"], phrases: [],
+              suggestion: "the sink table was altered or dropped while the job ran: restore its columns (or the table), or publish a version whose output matches the new table, then run from the latest snapshot (output is exactly-once up to it)"),
         Entry(codes: ["column_mismatch"], phrases: ["unknown column"],
               suggestion: "make the table's columns match the job's output fields (names are matched case-insensitively), or change the job's select/aggregate names and publish a new version"),
         Entry(codes: ["lock_wait_timeout"], phrases: ["lock wait timeout"],

@@ -94,13 +94,11 @@ extension JobRunner {
                     let offsets = r.offsets[n.id] ?? [:]
                     conn = src.resuming(at: offsets)
                     let now = try conn.discoverSplits()
-                    let gone = offsets.keys.filter { !now.contains($0) }.sorted()
-                    if !gone.isEmpty {
-                        options.logger.info("\(n.id): snapshot partitions no longer read by this job are dropped: \(gone.joined(separator: ", "))")
-                    }
-                    let new = now.filter { offsets[$0] == nil }
-                    if !new.isEmpty && !offsets.isEmpty {
-                        options.logger.info("\(n.id): partitions not in the snapshot start from earliest: \(new.joined(separator: ", "))")
+                    if !offsets.isEmpty, let change = RestoreSplitChange(snapshot: offsets, now: now) {
+                        // Dropped offsets are only reported: the connector reads the splits it has now.
+                        options.logger.info("\(n.id): \(change.description)")
+                        options.onEvent(.restoreAdjusted(node: n.id, dropped: change.dropped, newPartitions: change.newPartitions,
+                                                         newTopics: change.newTopics))
                     }
                     splitsBySource[i] = now
                 } else {

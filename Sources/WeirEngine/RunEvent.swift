@@ -10,6 +10,10 @@ public enum RunEvent: Sendable {
     case snapshot(id: String, kind: BarrierKind, checkpointID: Int64, bytes: Int, durationMillis: Double)
     /// A snapshot failed or was aborted; the run goes on.
     case snapshotFailed(checkpointID: Int64, kind: BarrierKind, reason: String)
+    /// A restore found the source's splits changed since the snapshot: offsets
+    /// of splits no longer read were dropped, new partitions of known topics
+    /// start from earliest, topics new to the job from their `startOffsets`.
+    case restoreAdjusted(node: String, dropped: [String], newPartitions: [String], newTopics: [String])
     /// The run failed and the restart strategy starts another.
     case restarting(attempt: Int, of: Int, error: String)
 }

@@ -1,6 +1,6 @@
 import Foundation
 import WeirCore
-import WeirKafka
+@testable import WeirKafka
 import XCTest
 
 /// Runs against the real Tansu broker started by `scripts/servers.sh start`
@@ -143,6 +143,17 @@ final class KafkaConnectorTests: XCTestCase {
         let got = try drain(reader, count: 5)
         XCTAssertEqual(got, [[], fresh[1]!, []])
         XCTAssertEqual(reader.progress().map(\.nextOffset), [20, 25, 20])
+    }
+
+    /// A restore's offsets win; a partition new to a known topic starts from earliest, a topic
+    /// new to the job from the spec's startOffsets; offsets of topics no longer read are ignored.
+    func testRestoredOffsetsAgainstTheSpecsStartOffsets() {
+        let spec = KafkaSourceConnector(bootstrap: "unused:1", topics: ["a", "c"], startOffsets: .latest)
+        let r = spec.resuming(at: ["a/0": 7, "b/0": 9]) as! KafkaSourceConnector
+        XCTAssertEqual(r.startOffsets, .latest, "the spec's own start offsets are kept")
+        XCTAssertEqual(r.startOffset(topic: "a", partition: 0), 7)
+        XCTAssertEqual(r.startOffset(topic: "a", partition: 1), -2, "new since the snapshot: earliest")
+        XCTAssertEqual(r.startOffset(topic: "c", partition: 0), -1, "new to the job: its startOffsets (latest)")
     }
 
     func testSpecificStartOffsets() throws {

@@ -30,22 +30,32 @@ public struct KafkaSourceConnector: SourceConnector {
     public let startOffsets: KafkaStartOffsets
     /// Raw librdkafka settings, applied after (and so overriding) Weir's defaults.
     public let properties: [String: String]
+    /// A restore's snapshot offsets (`topic/partition` → next offset), when
+    /// resuming. They win over `startOffsets`: a partition of a topic the
+    /// snapshot knows but not listed in it is new since the snapshot and
+    /// starts from earliest; a topic the snapshot does not know is new to the
+    /// job and starts from `startOffsets`. Offsets of topics or partitions the
+    /// source no longer reads are ignored (the runner reports them dropped).
+    public let restored: [String: Int64]?
     /// Where readers log the broker's transient errors (rate-limited).
     public var logger: Logger
     private let cache = SplitCache()
 
     public init(bootstrap: String, topics: [String], startOffsets: KafkaStartOffsets = .earliest,
-                properties: [String: String] = [:], logger: Logger = Logger(label: "weir.kafka")) {
+                properties: [String: String] = [:], restored: [String: Int64]? = nil, logger: Logger = Logger(label: "weir.kafka")) {
         self.bootstrap = bootstrap
         self.topics = topics
         self.startOffsets = startOffsets
         self.properties = properties
+        self.restored = restored
         self.logger = logger
     }
 
-    /// Restore: every listed `topic/partition` starts at its snapshot offset, others at earliest.
+    /// Restore: every listed `topic/partition` starts at its snapshot offset;
+    /// see `restored` for partitions and topics the snapshot does not list.
     public func resuming(at offsets: [String: Int64]) -> any SourceConnector {
-        KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: .specific(offsets), properties: properties, logger: logger)
+        KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: startOffsets, properties: properties,
+                             restored: offsets, logger: logger)
     }
 
     var sortedProperties: [(String, String)] { properties.sorted { $0.key < $1.key } }
@@ -138,6 +148,11 @@ public struct KafkaSourceConnector: SourceConnector {
 
     /// The requested start offset of one partition: a real offset, or -2 (beginning) / -1 (end).
     func startOffset(topic: String, partition: Int32) -> Int64 {
+        if let restored {
+            if let o = restored["\(topic)/\(partition)"] { return o }
+            // A topic the snapshot knows: this partition is new since the snapshot (read all of it).
+            if restored.keys.contains(where: { splitKey($0).0 == topic }) { return kOffsetBeginning }
+        }
         switch startOffsets {
         case .earliest: return kOffsetBeginning
         case .latest: return kOffsetEnd

@@ -113,6 +113,13 @@ final class MySQLSinkWriter: SinkWriter {
         if e.code == .tableMissing || e.code == .columnMismatch || e.code == .lockWaitTimeout || e.code == .mysql {
             if e.subject.hasPrefix("MySQL server") { e.subject = "\(tableSubject) on \(e.subject.dropFirst("MySQL ".count))" }
         }
+        // The table was checked against the job's output when the run started: a table or
+        // column missing now was dropped or renamed while the job ran. A restart cannot fix it.
+        if e.code == .tableMissing || e.code == .columnMismatch {
+            e = WeirError(.sinkSchemaChanged, subject: e.subject,
+                          "changed while the job wrote to it: \(e.message)",
+                          suggestion: "restore the table's columns (or the table), or publish a version whose output matches the new table; then run from the latest snapshot (output is exactly-once up to it)")
+        }
         return e
     }
 
