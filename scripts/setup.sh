@@ -27,7 +27,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # 1. Debian packages --------------------------------------------------------
-APT_PKGS="mariadb-server mariadb-client default-libmysqlclient-dev pkg-config build-essential \
+APT_PKGS="mariadb-server mariadb-client default-libmysqlclient-dev pkg-config build-essential patch \
   liblz4-dev libsasl2-dev libssl-dev libzstd-dev zlib1g-dev dpkg-dev python3-venv unzip"
 missing=""
 for p in $APT_PKGS; do
@@ -52,7 +52,13 @@ fi
 
 # 2. librdkafka 2.8.0 -------------------------------------------------------
 installed_rdkafka() { PKG_CONFIG_PATH=/usr/local/lib/pkgconfig pkg-config --modversion rdkafka 2>/dev/null || true; }
-if [ "$(installed_rdkafka)" = "$RDKAFKA_VERSION" ] && [ -f /usr/local/lib/librdkafka.so.1 ]; then
+# Weir's patches on top of the release (scripts/patches/librdkafka-*.patch); their hash is
+# recorded beside the library, so a machine with an unpatched build rebuilds it.
+RDKAFKA_PATCHES=("$ROOT"/scripts/patches/librdkafka-"$RDKAFKA_VERSION"-*.patch)
+RDKAFKA_PATCH_ID="$(cat "${RDKAFKA_PATCHES[@]}" | sha256sum | cut -c1-16)"
+RDKAFKA_MARKER=/usr/local/lib/librdkafka.weir-patches
+if [ "$(installed_rdkafka)" = "$RDKAFKA_VERSION" ] && [ -f /usr/local/lib/librdkafka.so.1 ] \
+   && [ "$(cat "$RDKAFKA_MARKER" 2>/dev/null)" = "$RDKAFKA_PATCH_ID" ]; then
   log "librdkafka $RDKAFKA_VERSION present in /usr/local"
 else
   SRC="$DEPS/librdkafka-src"
@@ -76,13 +82,17 @@ else
   BUILD="$DEPS/librdkafka-build"
   rm -rf "$BUILD"; mkdir -p "$BUILD"
   tar -xzf "$ORIG" -C "$BUILD" --strip-components=1
+  for p in "${RDKAFKA_PATCHES[@]}"; do
+    (cd "$BUILD" && patch -p1 -s < "$p") || { echo "cannot apply $p" >&2; exit 1; }
+  done
   log "building librdkafka $RDKAFKA_VERSION (about a minute)"
   (cd "$BUILD" && ./configure --prefix=/usr/local --disable-gssapi >/dev/null \
      && make -j"$(nproc)" libs >/dev/null 2>&1 && $SUDO make install-subdirs >/dev/null)
   $SUDO ldconfig
   [ "$(installed_rdkafka)" = "$RDKAFKA_VERSION" ] || { echo "librdkafka install failed" >&2; exit 1; }
+  echo "$RDKAFKA_PATCH_ID" | $SUDO tee "$RDKAFKA_MARKER" >/dev/null
   rm -rf "$BUILD"
-  log "librdkafka $RDKAFKA_VERSION installed in /usr/local"
+  log "librdkafka $RDKAFKA_VERSION (patches $RDKAFKA_PATCH_ID) installed in /usr/local"
 fi
 
 # 3. Tansu broker -----------------------------------------------------------

@@ -36,6 +36,8 @@ public enum Suggestions {
               suggestion: "the run's process was killed (signal 9 — by a user, a supervisor or the out-of-memory killer): check the machine's memory (dmesg), then run the job again from the latest snapshot; output stays exactly-once"),
         Entry(codes: ["broker_unreachable"], phrases: ["broker transport failure", "all brokers are down", "connection refused"],
               suggestion: "check that the Kafka broker in the spec's bootstrap address is up and reachable from this host, then run the job again (from the latest snapshot to resume where it stopped)"),
+        Entry(codes: ["topic_deleted"], phrases: [],
+              suggestion: "a topic the job read was deleted while it ran: re-create it (or publish a version without it), then run from the latest snapshot; output is exactly-once up to it"),
         Entry(codes: ["topic_missing"], phrases: ["unknown topic", "topic does not exist", "topic or partition does not exist", "': does not exist on"],
               suggestion: "create the topic (or fix the topic name in the spec and publish a new version); if it was deleted while the job ran, recreate it and run from the latest snapshot"),
         Entry(codes: ["mysql_unreachable"], phrases: ["can't connect to", "lost connection to", "server has gone away"],

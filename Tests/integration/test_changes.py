@@ -216,3 +216,23 @@ def test_a_check_constraint_added_mid_run_sends_the_rows_it_refuses_through_the_
     assert proc.returncode == 0, err[-2000:]
     assert table_rows(db, "w2") == sorted(big(first) + kept, key=repr)
     assert "recent_small" in err, "the refused rows are logged with the constraint that refused them"
+
+
+def test_a_topic_deleted_mid_run_stops_the_job_with_topic_deleted_naming_it(tmp_path, names, db):
+    t = names["topic"]
+    create_topic(t, 2)
+    create_w2(db)
+    first = batch(400, 14, 0)
+    produce_values(t, first, 2)
+    proc, events = running_job(tmp_path, spec([t], names["db"]), "job.yaml")
+    wait_rows(db, proc, len(big(first)))
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    for f in admin.delete_topics([t]).values():
+        f.result(10)
+    _, err = finish(proc, timeout=60)
+    assert proc.returncode == 1, f"exit {proc.returncode} (a crash is negative)\n{err[-2000:]}"
+    final = [json.loads(line) for line in events.read_text().splitlines() if line.strip()][-1]
+    assert final["event"] == "failed" and final["code"] == "topic_deleted", final
+    assert f"'{t}'" in final["subject"], final
+    assert "restarting" not in err, "a deleted topic is not retried"
+    assert table_rows(db, "w2") == big(first), "what was committed stays, exactly once"

@@ -35,6 +35,10 @@ final class KafkaSourceReader: SourceReader {
     private var buffer: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
     private var bufferCapacity: Int
     private var closed = false
+    /// When the topics were last seen in the broker's metadata: a topic deleted while the job
+    /// runs makes librdkafka go quiet (no error reaches the consumer), so the reader asks.
+    private var lastTopicCheck = ContinuousClock.now
+    static let topicCheckInterval: Duration = .seconds(2)
 
     init(connector c: KafkaSourceConnector, splits: [(topic: String, partition: Int32, name: String)]) throws {
         try KafkaLibrary.checkVersion()
@@ -155,6 +159,25 @@ final class KafkaSourceReader: SourceReader {
         }
     }
 
+    /// Fails with `topic_deleted` when the broker answers that one of the reader's topics is
+    /// gone. An unanswered request (broker down) proves nothing and is left to the client.
+    private func checkTopicsExist() throws {
+        lastTopicCheck = .now
+        for (t, rkt) in topicRkts.enumerated() {
+            var md: UnsafePointer<rd_kafka_metadata_t>?
+            guard rd_kafka_metadata(handle.rk, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR, let md else { continue }
+            defer { rd_kafka_metadata_destroy(md) }
+            let name = String(cString: topicNames[t])
+            let entry = (0..<Int(md.pointee.topic_cnt)).map { md.pointee.topics[$0] }.first { String(cString: $0.topic) == name }
+            let gone = entry.map { $0.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || $0.partition_cnt == 0 } ?? true
+            if gone {
+                throw WeirError(.topicDeleted, subject: "Kafka topic '\(name)' on \(bootstrap)",
+                                "was deleted while the job read it",
+                                suggestion: "re-create the topic (or publish a version without it), then run from the latest snapshot; output is exactly-once up to it")
+            }
+        }
+    }
+
     private func watermarks(_ s: Int) -> (Int64, Int64) {
         var lo = kOffsetInvalid, hi = kOffsetInvalid
         _ = rd_kafka_get_watermark_offsets(handle.rk, topicNames[splitTopic[s]], splitPartition[s], &lo, &hi)
@@ -181,6 +204,7 @@ final class KafkaSourceReader: SourceReader {
     func poll(maxMessages: Int, timeoutMillis: Int, _ deliver: (Int, UnsafeRawBufferPointer) -> Void) throws -> Int {
         guard !closed, maxMessages > 0 else { return 0 }
         if uncheckedStarts > 0 { try checkStartOffsets() }
+        if lastTopicCheck.duration(to: .now) >= KafkaSourceReader.topicCheckInterval { try checkTopicsExist() }
         if maxMessages > bufferCapacity {
             buffer.deallocate()
             bufferCapacity = maxMessages
@@ -239,8 +263,8 @@ final class KafkaSourceReader: SourceReader {
         let subject = part.isEmpty ? label : "Kafka partition \(part)"
         switch err {
         case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-            return WeirError(.topicMissing, subject: subject, "no longer exists: \(reason)",
-                             suggestion: "was the topic deleted or the broker restarted?")
+            return WeirError(.topicDeleted, subject: subject, "no longer exists: \(reason)",
+                             suggestion: "re-create the topic (or publish a version without it), then run from the latest snapshot; output is exactly-once up to it")
         case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET, RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
             return WeirError(.kafka, subject: subject, "start offset is out of range: \(reason)",
                              suggestion: "check 'startOffsets' against the partition's retained offsets")

@@ -8,6 +8,8 @@ public struct WeirError: Error, Sendable, CustomStringConvertible, Equatable {
         case invalidSpec = "invalid_spec"
         case brokerUnreachable = "broker_unreachable"
         case topicMissing = "topic_missing"
+        /// A topic the job was reading was deleted while it ran.
+        case topicDeleted = "topic_deleted"
         case kafka = "kafka_error"
         case mysqlUnreachable = "mysql_unreachable"
         case accessDenied = "access_denied"
