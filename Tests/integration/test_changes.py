@@ -16,7 +16,8 @@ import time
 
 from confluent_kafka.admin import AdminClient
 
-from conftest import BOOTSTRAP
+import reference
+from conftest import BOOTSTRAP, MYSQL_PORT
 from fault_support import create_topic, create_w2, finish, header, mysql_url, produce_values, start_run, table_rows
 
 
@@ -236,3 +237,97 @@ def test_a_topic_deleted_mid_run_stops_the_job_with_topic_deleted_naming_it(tmp_
     assert f"'{t}'" in final["subject"], final
     assert "restarting" not in err, "a deleted topic is not retried"
     assert table_rows(db, "w2") == big(first), "what was committed stays, exactly once"
+
+
+def test_a_locked_table_fails_the_epoch_after_the_lock_wait_bound_and_the_job_recovers_exactly(tmp_path, names, db):
+    """LOCK TABLES held for longer than Weir's session lock_wait_timeout (50 s): the blocked
+    epoch fails with the server's lock-wait error, the run restarts from its checkpoint, and
+    once the lock is gone everything is written exactly once."""
+    t = names["topic"]
+    create_topic(t, 2)
+    create_w2(db)
+    first, second = batch(300, 15, 0), batch(300, 16, 300)
+    produce_values(t, first, 2)
+    locker = reference.connect(MYSQL_PORT)
+    try:
+        proc, _ = running_job(tmp_path, spec([t], names["db"], extra="restart: { attempts: 5, delay: 1s }\n"), "job.yaml")
+        wait_rows(db, proc, len(big(first)))
+        locker.select_db(names["db"])
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLES w2 WRITE")
+        produce_values(t, second, 2)
+        time.sleep(56)  # longer than the 50 s bound: the blocked epoch fails and the job restarts
+        assert proc.poll() is None, "a lock is ridden out by a restart, not a stop: " + proc.communicate()[1][-3000:]
+        with locker.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+        wait_rows(db, proc, len(big(first + second)))
+        proc.send_signal(signal.SIGTERM)
+        _, err = finish(proc)
+    finally:
+        with locker.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+        locker.close()
+    assert proc.returncode == 0, err[-2000:]
+    assert "Lock wait timeout" in err or "lock_wait_timeout" in err, err[-3000:]
+    assert "restarting" in err, err[-3000:]
+    assert table_rows(db, "w2") == big(first + second), "exactly once across the failed epoch"
+
+
+def restart_mariadb(down_seconds):
+    """Stops the test MariaDB (SIGTERM, a clean shutdown) and starts it again with the same
+    command line after `down_seconds`; the run directory's pid file follows the new process."""
+    import os
+    import subprocess
+    from fault_support import mariadb_pid
+    pid = mariadb_pid()
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = [a.decode() for a in f.read().split(b"\0") if a]
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + 60
+    while os.path.exists(f"/proc/{pid}"):
+        assert time.time() < deadline, "MariaDB did not shut down"
+        time.sleep(0.1)
+    time.sleep(down_seconds)
+    log = open(os.devnull, "w")
+    new = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+    run_dir = os.environ.get("WEIR_RUN_DIR")
+    if run_dir and os.path.exists(os.path.join(run_dir, "mariadb.pid")):
+        with open(os.path.join(run_dir, "mariadb.pid"), "w") as f:
+            f.write(str(new.pid))
+    deadline = time.time() + 60
+    while True:
+        try:
+            reference.connect(MYSQL_PORT).close()
+            return
+        except Exception:
+            assert time.time() < deadline, "MariaDB did not come back"
+            time.sleep(0.2)
+
+
+def test_mariadb_restarted_mid_run_is_ridden_out_exactly_once(tmp_path, names, db):
+    t = names["topic"]
+    create_topic(t, 2)
+    create_w2(db)
+    first, second, third = batch(300, 17, 0), batch(300, 18, 300), batch(300, 19, 600)
+    produce_values(t, first, 2)
+    proc, _ = running_job(tmp_path, spec([t], names["db"], extra="restart: { attempts: 10, delay: 500ms }\n"), "job.yaml")
+    wait_rows(db, proc, len(big(first)))
+    produce_values(t, second, 2)
+    restart_mariadb(down_seconds=3)
+    db.ping(reconnect=True)  # the fixture's session went down with the server
+    produce_values(t, third, 2)
+    check = reference.connect(MYSQL_PORT, names["db"])
+    try:
+        deadline = time.time() + 120
+        while len(table_rows(check, "w2")) < len(big(first + second + third)):
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.time() < deadline, "the job did not catch up after the restart"
+            time.sleep(0.3)
+        time.sleep(1.0)  # a few more checkpoints: nothing may arrive twice
+        assert table_rows(check, "w2") == big(first + second + third)
+    finally:
+        check.close()
+    proc.send_signal(signal.SIGTERM)
+    _, err = finish(proc)
+    assert proc.returncode == 0, err[-2000:]
+    assert "restarting (attempt" in err, "the outage was seen by the run: " + err[-2000:]
