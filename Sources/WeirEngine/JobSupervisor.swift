@@ -48,8 +48,8 @@ public final class JobSupervisor: Sendable {
             let started = DispatchTime.now().uptimeNanoseconds
             do {
                 return try runner.run()
-            } catch let e as WeirError where e.code == .invalidSpec || e.code == .badRecord || e.code == .sinkSchemaChanged || e.code == .topicDeleted {
-                throw e  // a restart cannot fix the spec, the snapshot's compatibility, a record replayed as it was, a changed table, or a deleted topic
+            } catch let e as WeirError where e.code.isPermanent {
+                throw e  // a restart cannot fix it
             } catch {
                 // A run that was healthy for a while (checkpoints completed) starts a fresh count.
                 let ranMillis = Int64((DispatchTime.now().uptimeNanoseconds &- started) / 1_000_000)

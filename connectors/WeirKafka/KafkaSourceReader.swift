@@ -39,6 +39,8 @@ final class KafkaSourceReader: SourceReader {
     /// runs makes librdkafka go quiet (no error reaches the consumer), so the reader asks.
     private var lastTopicCheck = ContinuousClock.now
     static let topicCheckInterval: Duration = .seconds(2)
+    static let topicDeletedSuggestion =
+        "re-create the topic (or publish a version without it), then run from the latest snapshot; output is exactly-once up to it"
 
     init(connector c: KafkaSourceConnector, splits: [(topic: String, partition: Int32, name: String)]) throws {
         try KafkaLibrary.checkVersion()
@@ -172,8 +174,7 @@ final class KafkaSourceReader: SourceReader {
             let gone = entry.map { $0.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || $0.partition_cnt == 0 } ?? true
             if gone {
                 throw WeirError(.topicDeleted, subject: "Kafka topic '\(name)' on \(bootstrap)",
-                                "was deleted while the job read it",
-                                suggestion: "re-create the topic (or publish a version without it), then run from the latest snapshot; output is exactly-once up to it")
+                                "was deleted while the job read it", suggestion: KafkaSourceReader.topicDeletedSuggestion)
             }
         }
     }
@@ -264,7 +265,7 @@ final class KafkaSourceReader: SourceReader {
         switch err {
         case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
             return WeirError(.topicDeleted, subject: subject, "no longer exists: \(reason)",
-                             suggestion: "re-create the topic (or publish a version without it), then run from the latest snapshot; output is exactly-once up to it")
+                             suggestion: KafkaSourceReader.topicDeletedSuggestion)
         case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET, RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
             return WeirError(.kafka, subject: subject, "start offset is out of range: \(reason)",
                              suggestion: "check 'startOffsets' against the partition's retained offsets")

@@ -24,6 +24,16 @@ public struct WeirError: Error, Sendable, CustomStringConvertible, Equatable {
         /// A record rejected under `onError: fail`.
         case badRecord = "bad_record"
         case internalError = "internal_error"
+
+        /// Errors a restart from the last checkpoint cannot fix: the spec or the
+        /// snapshot's compatibility, a record that would be replayed as it was,
+        /// a sink table changed under the job, a deleted topic.
+        public var isPermanent: Bool {
+            switch self {
+            case .invalidSpec, .badRecord, .sinkSchemaChanged, .topicDeleted: return true
+            default: return false
+            }
+        }
     }
 
     public var code: Code
