@@ -51,12 +51,7 @@ public final class Channel: ElementQueue, @unchecked Sendable {
         defer { cond.unlock() }
         while count == 0 && !cancelled { cond.wait() }
         if cancelled { return nil }
-        let e = items[head]
-        items[head] = nil
-        head = (head + 1) % capacity
-        count -= 1
-        cond.broadcast()
-        return e
+        return takeLocked()
     }
 
     /// Dequeues the next element, waiting at most until `deadline`.
@@ -68,11 +63,7 @@ public final class Channel: ElementQueue, @unchecked Sendable {
         }
         if cancelled { return .cancelled }
         if count == 0 { return .timeout }
-        let e = items[head]!
-        items[head] = nil
-        head = (head + 1) % capacity
-        count -= 1
-        cond.broadcast()
+        let e = takeLocked()
         return .element(e.0, e.1)
     }
 
@@ -84,11 +75,7 @@ public final class Channel: ElementQueue, @unchecked Sendable {
         while count == 0 && !cancelled && !woken { cond.wait() }
         if cancelled { return .cancelled }
         if count == 0 { woken = false; return .timeout }
-        let e = items[head]!
-        items[head] = nil
-        head = (head + 1) % capacity
-        count -= 1
-        cond.broadcast()
+        let e = takeLocked()
         return .element(e.0, e.1)
     }
 
@@ -97,7 +84,13 @@ public final class Channel: ElementQueue, @unchecked Sendable {
         cond.lock()
         defer { cond.unlock() }
         guard count > 0, !cancelled else { return nil }
-        let e = items[head]
+        return takeLocked()
+    }
+
+    /// Removes the head element; called with the lock held and `count > 0`.
+    @inline(__always)
+    private func takeLocked() -> (Int, StreamElement) {
+        let e = items[head]!
         items[head] = nil
         head = (head + 1) % capacity
         count -= 1

@@ -85,12 +85,6 @@ final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
         return nil
     }
 
-    /// Requests a snapshot of the given kind; it is triggered when no other is in flight.
-    func request(_ kind: BarrierKind) {
-        cond.lock(); defer { cond.unlock() }
-        execute(machine.request(kind, now: CheckpointCoordinator.now()))
-    }
-
     /// Waits for the outcome of the first barrier triggered after now (of `kind`).
     func requestAndWait(_ kind: BarrierKind, timeoutSeconds: Double) -> Outcome {
         cond.lock()
@@ -145,7 +139,7 @@ final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
     /// the run is over), waiters are released.
     func stop() {
         cond.lock()
-        for case .abort(let b, let reason) in machine.cancel() { outcomes[b.id] = .failed(reason) }
+        for case .abort(let b, let reason) in machine.cancel() { record(b.id, .failed(reason)) }
         shutdown = true
         cond.broadcast()
         cond.unlock()
@@ -190,7 +184,7 @@ final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
             case .persist(let b, let acks, let started):
                 toPersist.append((b, acks, started))
             case .complete(let b, let sid):
-                outcomes[b.id] = .completed(snapshotID: sid)
+                record(b.id, .completed(snapshotID: sid))
                 if b.kind == .stop { stopSnapshot = sid }
                 if b.id > completedID.load(ordering: .relaxed) { completedID.store(b.id, ordering: .releasing) }
                 let listeners = completionListeners
@@ -198,12 +192,19 @@ final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
             case .abort(let b, let reason):
                 logger.warning("\(reason)")
                 onEvent(.snapshotFailed(checkpointID: b.id, kind: b.kind, reason: reason))
-                outcomes[b.id] = .failed(reason)
+                record(b.id, .failed(reason))
             case .noteIdleWait(let nanos):
                 metrics.noteIdleWait(nanos)
             }
         }
         cond.broadcast()
+    }
+
+    /// Keeps a checkpoint's outcome for its waiters; outcomes far behind the
+    /// newest are dropped, so a long run does not keep one per checkpoint.
+    private func record(_ id: Int64, _ outcome: Outcome) {
+        outcomes[id] = outcome
+        if outcomes.count > 1_024 { outcomes = outcomes.filter { $0.key > id - 256 } }
     }
 
     /// Encodes state and persists the checkpoint.
