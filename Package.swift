@@ -56,6 +56,9 @@ let package = Package(
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 path: "Sources/WeirCLI"),
         .executableTarget(name: "weir", dependencies: ["WeirCLI"], path: "Sources/weir"),
+        // Test tooling: librdkafka's mock cluster as a process (faults Tansu cannot stage).
+        .systemLibrary(name: "CRdKafkaMock", path: "Tests/Tools/CRdKafkaMock", pkgConfig: "rdkafka"),
+        .executableTarget(name: "weir-kafka-mock", dependencies: ["CRdKafkaMock"], path: "Tests/Tools/KafkaMock"),
 
         .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore", "WeirEngine", "WeirState", .product(name: "Logging", package: "swift-log")], path: "Tests/WeirCoreTests"),
         // The deterministic simulator: the real tasks and protocol state machines under seeded faults.

@@ -55,7 +55,8 @@ public struct JobWarning: Sendable, Equatable {
     }
 
     var json: JSONValue {
-        .object(["message": .string(Masking.mask(message)), "suggestion": .optional(suggestion.map(Masking.mask))])
+        .object(["code": .optional(code), "message": .string(Masking.mask(message)),
+                 "suggestion": .optional(suggestion.map(Masking.mask))])
     }
 }
 

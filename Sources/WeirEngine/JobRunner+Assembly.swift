@@ -235,7 +235,7 @@ extension JobRunner {
                 for file in restore?.state[n.id] ?? [] { watermarks.merge(SourceTask.decodeWatermarks(file)) { max($0, $1) } }
                 for j in 0..<p {
                     let mine = splits.indices.filter { $0 % p == j }
-                    let task = SourceTask(node: n, subtask: j, connector: sources[i]!, splitIndices: mine,
+                    let task = SourceTask(node: n, subtask: j, parallelism: p, connector: sources[i]!, splitIndices: mine,
                                           eventTime: eventTime, restoredWatermarks: watermarks, output: outs[i][j],
                                           options: options, metrics: metrics, counters: counters[i], rejections: rejections[i],
                                           coordinator: coord,

@@ -14,6 +14,9 @@ public enum RunEvent: Sendable {
     /// of splits no longer read were dropped, new partitions of known topics
     /// start from earliest, topics new to the job from their `startOffsets`.
     case restoreAdjusted(node: String, dropped: [String], newPartitions: [String], newTopics: [String])
+    /// A source found new splits while running (partitions added to a topic)
+    /// and reads them from their start.
+    case splitsAdded(node: String, subtask: Int, splits: [String])
     /// The run failed and the restart strategy starts another.
     case restarting(attempt: Int, of: Int, error: String)
 }

@@ -39,8 +39,8 @@ struct SourceLoop {
     let clock: () -> UInt64
     /// Decode, event times and chained operators, per record (in the core).
     private var decoding: SourceDecoding
-    private let names: [String]
-    private let topics: [(String?, Int32?)]
+    private var names: [String]
+    private var topics: [(String?, Int32?)]
     private var lastLoop: UInt64
     private var lastProgress: UInt64 = 0
     /// Whether the input is complete (`--until-idle`), decided from lag.
@@ -103,6 +103,14 @@ struct SourceLoop {
 
     private mutating func poll() throws {
         let task = self.task, output = task.output, options = task.options
+        var discover = true
+        #if WEIR_BUG_SWITCHES
+        discover = !task.injectedBugs.contains(.newPartitionsIgnored)
+        #endif
+        if discover {
+            let added = try reader.refreshSplits()
+            if !added.isEmpty { addSplits(added) }
+        }
         // A short wait while records flow keeps barriers prompt; after a few empty
         // polls the wait grows, so an idle job sleeps instead of polling 100 times a second.
         let (got, bad) = try decoding.poll(reader, maxMessages: options.pollBatchSize, timeoutMillis: emptyPolls < 20 ? 10 : 100)
@@ -145,5 +153,16 @@ struct SourceLoop {
             case .advanceThenIdle(let w): output.emitWatermark(w); output.emitIdle()
             }
         }
+    }
+
+    /// Splits the reader started while running join the watermark with no event time yet.
+    private mutating func addSplits(_ added: [String]) {
+        for name in added {
+            names.append(name)
+            topics.append(SourceTask.topicPartition(name))
+            decoding.watermarks.addPartition()
+        }
+        task.options.logger.info("source \(task.node.id) subtask \(task.subtask): reading new partitions \(added.joined(separator: ", ")) from earliest")
+        task.options.onEvent(.splitsAdded(node: task.node.id, subtask: task.subtask, splits: added))
     }
 }

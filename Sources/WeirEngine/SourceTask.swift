@@ -10,6 +10,8 @@ final class SourceTask: @unchecked Sendable {
     let taskID: TaskID
     let connector: any SourceConnector
     let splitIndices: [Int]
+    /// Who reads splits that appear while the job runs (this subtask among `parallelism`).
+    let owner: SplitOwner
     let eventTime: EventTimeSpec?
     let restoredWatermarks: [String: Int64]
     let output: Output
@@ -24,13 +26,13 @@ final class SourceTask: @unchecked Sendable {
     var injectedBugs: InjectedBugs = []
     #endif
 
-    init(node: PlannedNode, subtask: Int, connector: any SourceConnector, splitIndices: [Int],
+    init(node: PlannedNode, subtask: Int, parallelism: Int, connector: any SourceConnector, splitIndices: [Int],
          eventTime: EventTimeSpec?, restoredWatermarks: [String: Int64], output: Output, options: RunOptions,
          metrics: JobMetrics, counters: NodeCounters, rejections: Rejections, coordinator: any CheckpointCoordination,
          stop: @escaping @Sendable () -> Bool, firstRecord: @escaping @Sendable () -> Void) {
         self.firstRecord = firstRecord; self.counters = counters; self.rejections = rejections
         self.node = node; self.subtask = subtask; self.taskID = TaskID(node: node.id, subtask: subtask); self.connector = connector
-        self.splitIndices = splitIndices; self.eventTime = eventTime; self.restoredWatermarks = restoredWatermarks
+        self.splitIndices = splitIndices; self.owner = SplitOwner(subtask: subtask, parallelism: parallelism); self.eventTime = eventTime; self.restoredWatermarks = restoredWatermarks
         self.output = output; self.options = options; self.metrics = metrics; self.coordinator = coordinator; self.stop = stop
     }
 
@@ -53,7 +55,7 @@ final class SourceTask: @unchecked Sendable {
     }
 
     func run() throws {
-        let reader = try connector.openReader(splits: splitIndices)
+        let reader = try connector.openReader(splits: splitIndices, owner: owner)
         defer { reader.close() }
         var loop = SourceLoop(task: self, reader: reader, coordination: coordinator,
                               clock: { DispatchTime.now().uptimeNanoseconds })

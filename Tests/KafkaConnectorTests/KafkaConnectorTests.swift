@@ -307,4 +307,20 @@ final class KafkaConnectorTests: XCTestCase {
         (c, errors) = try configure("bootstrap: h:1")
         XCTAssertEqual(errors, ["nodes[0].kafka: missing required field 'topic' (or 'topics' for several)"])
     }
+
+    func testPartitionDiscoveryInterval() throws {
+        var (c, errors) = try configure("bootstrap: h:1\ntopic: t")
+        XCTAssertEqual(c?.partitionDiscoveryMillis, 10_000)
+        (c, errors) = try configure("bootstrap: h:1\ntopic: t\npartitionDiscovery: 500ms")
+        XCTAssertEqual(c?.partitionDiscoveryMillis, 500)
+        for off in ["off", "false", "0"] {
+            (c, errors) = try configure("bootstrap: h:1\ntopic: t\npartitionDiscovery: \(off)")
+            XCTAssertEqual(c?.partitionDiscoveryMillis, 0, off)
+        }
+        (c, errors) = try configure("bootstrap: h:1\ntopic: t\npartitionDiscovery: 20ms")
+        XCTAssertEqual(errors, ["nodes[0].kafka.partitionDiscovery: must be at least 100ms (or off)"])
+        (c, errors) = try configure("bootstrap: h:1\ntopic: t\npartitionDiscovery: often")
+        XCTAssertNil(c)
+        XCTAssertEqual(errors.count, 1, "\(errors)")
+    }
 }

@@ -17,9 +17,9 @@ final class ReportLog: @unchecked Sendable {
     }
 }
 
-/// Rows the table refuses: pre-validation, narrowing, the onError policies and
-/// the dead-letter table, against the real MariaDB (see MySQLTestCase).
-final class MySQLRowIsolationTests: MySQLTestCase {
+/// Sink writers against the real MariaDB (see MySQLTestCase): a job id of
+/// their own, prepared leftovers rolled back, and helpers to open writers.
+class MySQLSinkTestCase: MySQLTestCase {
     let job = "iso-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
     var used: [String] = []
 
@@ -61,7 +61,11 @@ final class MySQLRowIsolationTests: MySQLTestCase {
         try c.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         return try c.query(sql).rows
     }
+}
 
+/// Rows the table refuses: pre-validation, narrowing, the onError policies and
+/// the dead-letter table, against the real MariaDB (see MySQLTestCase).
+final class MySQLRowIsolationTests: MySQLSinkTestCase {
     // MARK: pre-validation
 
     /// A table with one column per kind of refusal, and a batch mixing good rows with
@@ -637,8 +641,8 @@ final class MySQLRowIsolationTests: MySQLTestCase {
     }
 
     func testReadTimeoutEndsAStalledStatement() throws {
-        XCTAssertGreaterThan(MySQLConnection.defaultReadTimeoutSeconds, UInt32(MySQLConnection.metadataLockWaitSeconds))
-        XCTAssertGreaterThan(MySQLConnection.defaultWriteTimeoutSeconds, UInt32(MySQLConnection.metadataLockWaitSeconds))
+        XCTAssertGreaterThan(MySQLConnection.defaultReadTimeoutSeconds, UInt32(MySQLConnection.defaultLockWaitSeconds))
+        XCTAssertGreaterThan(MySQLConnection.defaultWriteTimeoutSeconds, UInt32(MySQLConnection.defaultLockWaitSeconds))
         let quick = try MySQLConnection(url: try url(), readTimeoutSeconds: 1)
         defer { quick.close() }
         let start = Date()

@@ -96,7 +96,19 @@ final class MySQLURLTests: XCTestCase {
         XCTAssertEqual(sink?.mode, .append)
         XCTAssertEqual(sink?.key, [])
         XCTAssertEqual(sink?.batchSize, 4000)
+        XCTAssertEqual(sink?.lockWaitSeconds, 50)
         XCTAssertEqual(sink?.url.password, "pw")
+    }
+
+    func testConfigLockWait() {
+        var (sink, errors) = make([("url", "mysql://root@h/d"), ("table", "t"), ("lockWait", "2500ms")])
+        XCTAssertEqual(errors, [])
+        XCTAssertEqual(sink?.lockWaitSeconds, 3, "rounded up to whole seconds")
+        for bad in ["500ms", "2h", "soon"] {
+            (sink, errors) = make([("url", "mysql://root@h/d"), ("table", "t"), ("lockWait", bad)])
+            XCTAssertNil(sink, bad)
+            XCTAssertEqual(errors.map(\.subject), ["nodes[3].mysql.lockWait"], bad)
+        }
     }
 
     func testConfigUpsert() {

@@ -501,7 +501,7 @@ final class MySQLXATests: MySQLTestCase {
     func testDDLWaitingOnAPreparedEpochTimesOutInsteadOfHanging() throws {
         try admin.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(20))")
         let fresh = try MySQLConnection(url: try url())
-        XCTAssertEqual(try fresh.query("SELECT @@SESSION.lock_wait_timeout").rows, [[String(MySQLConnection.metadataLockWaitSeconds)]])
+        XCTAssertEqual(try fresh.query("SELECT @@SESSION.lock_wait_timeout").rows, [[String(MySQLConnection.defaultLockWaitSeconds)]])
         fresh.close()
         let w = try writer(try sink("t"), scope(), sessionSetup: ["SET SESSION lock_wait_timeout = 1"])
         defer { w.close() }

@@ -14,7 +14,7 @@ final class MemorySource: SourceConnector, @unchecked Sendable {
         self.splits = splits; self.start = start; self.pace = pace
     }
     func discoverSplits() throws -> [String] { splits.indices.map { "mem/\($0)" } }
-    func openReader(splits idx: [Int]) throws -> any SourceReader {
+    func openReader(splits idx: [Int], owner: SplitOwner) throws -> any SourceReader {
         Reader(idx.map { splits[$0] }, names: idx.map { "mem/\($0)" }, start: idx.map { Int(start["mem/\($0)"] ?? 0) }, pace: pace)
     }
     func resuming(at offsets: [String: Int64]) -> any SourceConnector { MemorySource(splits, start: offsets, pace: pace) }

@@ -31,11 +31,15 @@ final class SimWorld: @unchecked Sendable {
     // @unchecked: the simulation is single-threaded.
     var rng: SimRandom
     /// Simulated time, in nanoseconds.
-    var now: UInt64 = 1_000_000_000
+    var now: UInt64 = SimWorld.startNanos
+    static let startNanos: UInt64 = 1_000_000_000
     let partitions: [[SimRecord]]
     let encoded: [[[UInt8]]]
     /// A partition's fetches return nothing until this time (a slow broker), while its lag stays visible.
     var stalledUntil: [UInt64]
+    /// Partitions the broker lists; the rest appear at `growAt` (partitions added to the topic).
+    private(set) var visiblePartitions: Int
+    let growAt: UInt64
 
     // Snapshot store.
     var snapshots: [CompletedCheckpoint] = []
@@ -50,11 +54,21 @@ final class SimWorld: @unchecked Sendable {
     var failNextPrepare = false, failNextCommit = false
     var trace: [String] = []
 
-    init(partitions: [[SimRecord]], rng: SimRandom) {
+    /// `growAt` is counted from the start of the history.
+    init(partitions: [[SimRecord]], rng: SimRandom, visible: Int? = nil, growAt: UInt64 = 0) {
         self.partitions = partitions
+        self.visiblePartitions = visible ?? partitions.count
+        self.growAt = SimWorld.startNanos &+ growAt
         self.encoded = partitions.map { $0.map(\.json) }
         self.stalledUntil = Array(repeating: 0, count: partitions.count)
         self.rng = rng
+    }
+
+    /// The topic gains its remaining partitions, at `growAt` or once `force`d (a reader at its end).
+    func growIfDue(force: Bool = false) {
+        guard visiblePartitions < partitions.count, force || now >= growAt else { return }
+        note("topic gains partitions \(visiblePartitions)..<\(partitions.count)")
+        visiblePartitions = partitions.count
     }
 
     func note(_ line: @autoclosure () -> String) {
@@ -99,9 +113,10 @@ struct SimSourceConnector: SourceConnector {
     let world: SimWorld
     var start: [String: Int64] = [:]
 
-    func discoverSplits() throws -> [String] { world.partitions.indices.map { "p/\($0)" } }
-    func openReader(splits: [Int]) throws -> any SourceReader {
-        SimReader(world: world, partitions: splits, start: splits.map { Int(start["p/\($0)"] ?? 0) })
+    func discoverSplits() throws -> [String] { (0..<world.visiblePartitions).map { "p/\($0)" } }
+    func openReader(splits: [Int], owner: SplitOwner) throws -> any SourceReader {
+        SimReader(world: world, partitions: splits, start: splits.map { Int(start["p/\($0)"] ?? 0) },
+                  owner: owner, known: world.visiblePartitions)
     }
     func resuming(at offsets: [String: Int64]) -> any SourceConnector { SimSourceConnector(world: world, start: offsets) }
 }
@@ -109,14 +124,32 @@ struct SimSourceConnector: SourceConnector {
 /// Reads some of the available records of its partitions per poll (how many is seeded).
 final class SimReader: SourceReader {
     let world: SimWorld
-    let partitions: [Int]
+    private(set) var partitions: [Int]
     var next: [Int]
     var lastDelivered: [Int64?]
-    init(world: SimWorld, partitions: [Int], start: [Int]) {
+    /// Who reads partitions that appear while running, and how many were listed at start.
+    let owner: SplitOwner
+    let known: Int
+    init(world: SimWorld, partitions: [Int], start: [Int], owner: SplitOwner = .all, known: Int = 0) {
         self.world = world; self.partitions = partitions; self.next = start
+        self.owner = owner; self.known = known
         lastDelivered = Array(repeating: nil, count: partitions.count)
     }
     var splitNames: [String] { partitions.map { "p/\($0)" } }
+
+    /// Partitions added since the run started that this subtask owns, read from their start.
+    func refreshSplits() throws -> [String] {
+        world.growIfDue()
+        var added: [String] = []
+        for p in known..<max(known, world.visiblePartitions) where !partitions.contains(p) && owner.owns(newSplit: "p/\(p)") {
+            partitions.append(p)
+            next.append(0)
+            lastDelivered.append(nil)
+            added.append("p/\(p)")
+        }
+        if !added.isEmpty { world.note("reader starts new partitions \(added)") }
+        return added
+    }
 
     func poll(maxMessages: Int, timeoutMillis: Int, _ deliver: (Int, UnsafeRawBufferPointer) -> Void) throws -> Int {
         var n = 0
@@ -137,7 +170,9 @@ final class SimReader: SourceReader {
     }
 
     func progress() -> [SplitProgress] {
-        partitions.enumerated().map { i, p in
+        // A reader at the end of its splits makes the topic grow now, before the input can end.
+        if partitions.indices.allSatisfy({ next[$0] >= world.partitions[partitions[$0]].count }) { world.growIfDue(force: true) }
+        return partitions.enumerated().map { i, p in
             SplitProgress(name: "p/\(p)", nextOffset: Int64(next[i]), highWatermark: Int64(world.partitions[p].count))
         }
     }

@@ -18,6 +18,14 @@ final class Simulation {
         var intervalMillis: Int64, timeoutMillis: Int64
         var windowMillis: Int64, outOfOrdernessMillis: Int64, idleMillis: Int64
         var pollBatch: Int
+        /// Partitions the topic gains while the job runs (none in most histories, else
+        /// one), the last of `partitions`. Its records come after every other one in
+        /// event time, so none is late and the clean run stays the reference. (With
+        /// two, one new partition's records can be late behind the other's, when the
+        /// subtask reading the first was idle: late as documented, but not a clean run.)
+        var grownPartitions: Int
+        /// When they appear (or earlier, once a reader is at the end of its splits).
+        var growAtNanos: UInt64
         /// Steps during which faults may be injected, and how often.
         var faultSteps: Int, faultRate: Double
 
@@ -43,6 +51,18 @@ final class Simulation {
             faultRate = [0.0, 0.002, 0.01, 0.03][r.int(0...3)]
             // Timestamps step back at most 30 ms: keep the out-of-orderness bound at least that.
             outOfOrdernessMillis = max(outOfOrdernessMillis, 30)
+            // Drawn from a generator of their own, so the histories above stay as they were.
+            var g = SimRandom(seed: seed &* 131 &+ 3)
+            grownPartitions = g.chance(0.3) ? 1 : 0
+            growAtNanos = UInt64(g.int(0...400)) * 1_000_000
+            let maxTs = partitions.joined().map(\.ts).max() ?? 0
+            for _ in 0..<grownPartitions {
+                var ts = maxTs + 1 + Int64(g.int(0...50))
+                partitions.append((0..<g.int(5...60)).map { _ in
+                    ts += Int64(g.int(0...20))
+                    return SimRecord(k: Int64(g.int(0...5)), ts: ts, amount: Int64(g.int(1...100)))
+                })
+            }
         }
 
         var spec: String {
@@ -121,7 +141,9 @@ final class Simulation {
     init(seed: UInt64, bugs: InjectedBugs = []) throws {
         scenario = Scenario(seed: seed)
         self.bugs = bugs
-        let world = SimWorld(partitions: scenario.partitions, rng: SimRandom(seed: seed))
+        let world = SimWorld(partitions: scenario.partitions, rng: SimRandom(seed: seed),
+                             visible: scenario.partitions.count - scenario.grownPartitions,
+                             growAt: scenario.growAtNanos)
         self.world = world
         let kinds: [ConnectorKind] = [.source(name: "simsrc", make: { _ in SimSourceConnector(world: world) }),
                                       .sink(name: "simsink", make: { _ in SimSink(world: world) })]
@@ -200,7 +222,7 @@ final class Simulation {
             throw violation("transaction \(left) of an earlier run is still in doubt after recovery")
         }
         let loops = try graph.sources.map { t in
-            SourceLoop(task: t, reader: try t.connector.openReader(splits: t.splitIndices), coordination: coordination!,
+            SourceLoop(task: t, reader: try t.connector.openReader(splits: t.splitIndices, owner: t.owner), coordination: coordination!,
                        clock: { [world] in world.now })
         }
         run = Run(id: runID, runner: runner, graph: graph, coordination: coordination!, loops: loops)

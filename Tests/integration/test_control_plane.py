@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from conftest import BOOTSTRAP, MYSQL_PORT, WEIR, write_spec
 import reference
@@ -52,6 +53,16 @@ def job(names):
 
 def spec_file(tmp_path, text, fname):
     return write_spec(tmp_path, text, fname)
+
+
+def running_job(tmp_path, server, names, db, job, events, description, restart_attempts):
+    """Creates the tables, produces `events`, then creates, publishes and runs the job."""
+    create_tables(db)
+    produce(names["topic"], 0, events)
+    spec = job_spec(job, names["topic"], names["db"], restart_attempts=restart_attempts)
+    server.cli("create", job, "--file", spec_file(tmp_path, spec, "j.yaml"))
+    server.cli("publish", job, "--description", description)
+    server.cli("run", job, "--wait")
 
 
 def oldest_first(ops):
@@ -423,13 +434,39 @@ def test_publish_and_run_refuses_an_incompatible_version_before_stopping_anythin
     server.cli("stop", job, "--wait")
 
 
-def test_killed_run_falls_back_to_stopped_with_a_warning(tmp_path, server, names, db, job):
-    create_tables(db)
+def test_changes_around_a_running_job_become_its_warning_with_the_codes_suggestion(tmp_path, server, names, db, job):
+    """A sink column dropped while the job runs, then (next run) its topic deleted: each run
+    stops by itself without restarts, and the job falls back to `stopped` with a warning
+    carrying the engine's code and the suggestion the catalogue has for that code."""
     topic = names["topic"]
-    produce(topic, 0, 5_000)
-    server.cli("create", job, "--file", spec_file(tmp_path, job_spec(job, topic, names["db"], restart_attempts=0), "j.yaml"))
-    server.cli("publish", job, "--description", "no restarts")
-    server.cli("run", job, "--wait")
+    running_job(tmp_path, server, names, db, job, 2_000, "restarts would not help these", restart_attempts=3)
+    wait_exact(db, topic, 2_000)
+    with db.cursor() as cur:
+        cur.execute("ALTER TABLE w2 DROP COLUMN ts")
+    produce(topic, 2_000, 2_000)
+    j = server.wait_status(job, "stopped", timeout=60)
+    w = j["warning"]
+    assert w and w["code"] == "sink_schema_changed" and "ts" in w["message"] and "w2" in w["message"], j
+    assert "restore its columns" in w["suggestion"] or "restore the table's columns" in w["suggestion"], w
+
+    with db.cursor() as cur:
+        cur.execute("ALTER TABLE w2 ADD COLUMN ts BIGINT")
+    server.cli("run", job, "--snapshot", "latest", "--wait")
+    assert server.job(job)["warning"] is None
+    wait_counted(db, 4_000)  # the totals, exactly once across the failed run (w2 lost its old ts values)
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    for f in admin.delete_topics([topic]).values():
+        f.result(10)
+    j = server.wait_status(job, "stopped", timeout=60)
+    w = j["warning"]
+    assert w and w["code"] == "topic_deleted" and topic in w["message"], j
+    assert "re-create the topic" in w["suggestion"], w
+    assert "⚠" in server.cli("status", job).stdout
+
+
+def test_killed_run_falls_back_to_stopped_with_a_warning(tmp_path, server, names, db, job):
+    topic = names["topic"]
+    running_job(tmp_path, server, names, db, job, 5_000, "no restarts", restart_attempts=0)
     j = server.job(job)
     assert j["status"] == "running"
     pid = j["run"]["pid"]

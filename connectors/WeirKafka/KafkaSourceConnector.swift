@@ -37,17 +37,25 @@ public struct KafkaSourceConnector: SourceConnector {
     /// job and starts from `startOffsets`. Offsets of topics or partitions the
     /// source no longer reads are ignored (the runner reports them dropped).
     public let restored: [String: Int64]?
+    /// How often a running reader looks for partitions added to its topics
+    /// (`partitionDiscovery`, default 10 s; 0: never). New ones are read from
+    /// earliest by the subtask `SplitOwner` names.
+    public let partitionDiscoveryMillis: Int64
+    public static let defaultPartitionDiscoveryMillis: Int64 = 10_000
     /// Where readers log the broker's transient errors (rate-limited).
     public var logger: Logger
     private let cache = SplitCache()
 
     public init(bootstrap: String, topics: [String], startOffsets: KafkaStartOffsets = .earliest,
-                properties: [String: String] = [:], restored: [String: Int64]? = nil, logger: Logger = Logger(label: "weir.kafka")) {
+                properties: [String: String] = [:], restored: [String: Int64]? = nil,
+                partitionDiscoveryMillis: Int64 = KafkaSourceConnector.defaultPartitionDiscoveryMillis,
+                logger: Logger = Logger(label: "weir.kafka")) {
         self.bootstrap = bootstrap
         self.topics = topics
         self.startOffsets = startOffsets
         self.properties = properties
         self.restored = restored
+        self.partitionDiscoveryMillis = partitionDiscoveryMillis
         self.logger = logger
     }
 
@@ -55,7 +63,7 @@ public struct KafkaSourceConnector: SourceConnector {
     /// see `restored` for partitions and topics the snapshot does not list.
     public func resuming(at offsets: [String: Int64]) -> any SourceConnector {
         KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: startOffsets, properties: properties,
-                             restored: offsets, logger: logger)
+                             restored: offsets, partitionDiscoveryMillis: partitionDiscoveryMillis, logger: logger)
     }
 
     var sortedProperties: [(String, String)] { properties.sorted { $0.key < $1.key } }
@@ -162,8 +170,9 @@ public struct KafkaSourceConnector: SourceConnector {
 
     // MARK: Readers
 
-    /// Opens a consumer over the given splits (indices into `discoverSplits()`).
-    public func openReader(splits: [Int]) throws -> any SourceReader {
+    /// Opens a consumer over the given splits (indices into `discoverSplits()`);
+    /// partitions added while it runs are read by the subtask `owner` names.
+    public func openReader(splits: [Int], owner: SplitOwner) throws -> any SourceReader {
         let all = try cache.load() ?? discoverSplits()
         var owned: [(topic: String, partition: Int32, name: String)] = []
         for i in splits {
@@ -174,7 +183,7 @@ public struct KafkaSourceConnector: SourceConnector {
             let (t, p) = splitKey(all[i])
             owned.append((t!, p!, all[i]))
         }
-        return try KafkaSourceReader(connector: self, splits: owned)
+        return try KafkaSourceReader(connector: self, splits: owned, allSplits: all, owner: owner)
     }
 }
 
@@ -199,7 +208,8 @@ extension Duration {
 // MARK: Spec configuration
 
 extension KafkaSourceConnector {
-    /// The `kafka` source kind: `bootstrap`, `topic` | `topics`, `startOffsets`, `properties`.
+    /// The `kafka` source kind: `bootstrap`, `topic` | `topics`, `startOffsets`,
+    /// `partitionDiscovery`, `properties`.
     public static let kind: ConnectorKind = .source(name: "kafka") { reader in
         let errorsBefore = reader.errors.count
         let bootstrap = reader.string("bootstrap", required: true)
@@ -257,6 +267,14 @@ extension KafkaSourceConnector {
             }
         }
 
+        var discovery = KafkaSourceConnector.defaultPartitionDiscoveryMillis
+        if let text = reader.string("partitionDiscovery"), ["off", "false", "never"].contains(text.lowercased()) {
+            discovery = 0
+        } else if let ms = reader.durationMillis("partitionDiscovery") {
+            if ms > 0 && ms < 100 { reader.fail("partitionDiscovery", "must be at least 100ms (or off)") }
+            discovery = ms
+        }
+
         var props: [String: String] = [:]
         if let sub = reader.mapping("properties") {
             for (k, v) in sub.mapping.pairs {
@@ -274,7 +292,8 @@ extension KafkaSourceConnector {
         }
 
         guard reader.errors.count == errorsBefore, let bootstrap else { return nil }
-        return KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: start, properties: props)
+        return KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: start, properties: props,
+                                    partitionDiscoveryMillis: discovery)
     }
 }
 

@@ -12,7 +12,7 @@ import Logging
 /// and payloads are handed out in place before the message is destroyed.
 /// Used from one thread at a time, as `SourceReader` requires.
 final class KafkaSourceReader: SourceReader {
-    let splitNames: [String]
+    private(set) var splitNames: [String]
     private let handle: KafkaHandle
     private let queue: OpaquePointer
     private let label: String
@@ -21,12 +21,12 @@ final class KafkaSourceReader: SourceReader {
     // Per topic (index t): handle for pointer comparison, C name, partition → split index (-1: not owned).
     private var topicRkts: [OpaquePointer]
     private let topicNames: [UnsafeMutablePointer<CChar>]
-    private let partitionToSplit: [[Int]]
+    private var partitionToSplit: [[Int]]
 
-    // Per split (index s).
-    private let splitTopic: [Int]
-    private let splitPartition: [Int32]
-    private let startOffset: [Int64]   // requested: -2 beginning, -1 end, or an offset
+    // Per split (index s). Splits found while running are appended.
+    private var splitTopic: [Int]
+    private var splitPartition: [Int32]
+    private var startOffset: [Int64]   // requested: -2 beginning, -1 end, or an offset
     private var floorOffset: [Int64]   // messages below this are skipped (end resolved for `latest`)
     private var nextOffset: [Int64]    // offset of the next message to deliver, -1 while unknown
     private var startChecked: [Bool]   // explicit start offset checked against the watermarks
@@ -38,15 +38,26 @@ final class KafkaSourceReader: SourceReader {
     /// When the topics were last seen in the broker's metadata: a topic deleted while the job
     /// runs makes librdkafka go quiet (no error reaches the consumer), so the reader asks.
     private var lastTopicCheck = ContinuousClock.now
-    static let topicCheckInterval: Duration = .seconds(2)
+    private let topicCheckInterval: Duration
+    /// Partition discovery: every split any subtask read at start, who owns new
+    /// ones, and how often to look (nil: never).
+    private let knownSplits: Set<String>
+    private let owner: SplitOwner
+    private let discoveryInterval: Duration?
+    private var lastDiscovery = ContinuousClock.now
     static let topicDeletedSuggestion =
         "re-create the topic (or publish a version without it), then run from the latest snapshot; output is exactly-once up to it"
 
-    init(connector c: KafkaSourceConnector, splits: [(topic: String, partition: Int32, name: String)]) throws {
+    init(connector c: KafkaSourceConnector, splits: [(topic: String, partition: Int32, name: String)],
+         allSplits: [String], owner: SplitOwner) throws {
         try KafkaLibrary.checkVersion()
         label = "Kafka source \(c.bootstrap)"
         bootstrap = c.bootstrap
         splitNames = splits.map(\.name)
+        knownSplits = Set(allSplits)
+        self.owner = owner
+        discoveryInterval = c.partitionDiscoveryMillis > 0 ? .milliseconds(c.partitionDiscoveryMillis) : nil
+        topicCheckInterval = min(.seconds(2), discoveryInterval ?? .seconds(2))
         let settings = baseKafkaSettings(bootstrap: c.bootstrap) + [
             ("group.id", "weir"),                  // needed for the consumer queue; never joined or committed
             ("enable.auto.commit", "false"),
@@ -69,8 +80,9 @@ final class KafkaSourceReader: SourceReader {
         }
         queue = q
 
+        // Every topic of the source gets a slot, owned partitions or not: it may gain some.
         var topicOrder: [String] = []
-        for s in splits where !topicOrder.contains(s.topic) { topicOrder.append(s.topic) }
+        for t in c.topics + splits.map(\.topic) where !topicOrder.contains(t) { topicOrder.append(t) }
         topicNames = topicOrder.map { strdup($0)! }
         topicRkts = []
         var maps: [[Int]] = []
@@ -161,22 +173,70 @@ final class KafkaSourceReader: SourceReader {
         }
     }
 
-    /// Fails with `topic_deleted` when the broker answers that one of the reader's topics is
-    /// gone. An unanswered request (broker down) proves nothing and is left to the client.
-    private func checkTopicsExist() throws {
+    /// Asks the broker about the source's topics, at most every `topicCheckInterval`:
+    /// fails with `topic_deleted` when one is gone (librdkafka reports nothing to a
+    /// consumer for a deleted topic), and on the discovery interval starts reading
+    /// the partitions added since the run began that this subtask owns, from
+    /// earliest. An unanswered request (broker down) proves nothing and is left
+    /// to the client.
+    func refreshSplits() throws -> [String] {
+        guard !closed, lastTopicCheck.duration(to: .now) >= topicCheckInterval else { return [] }
         lastTopicCheck = .now
+        let discover = discoveryInterval.map { lastDiscovery.duration(to: .now) >= $0 } ?? false
+        if discover { lastDiscovery = .now }
+        var added: [(topic: Int, partition: Int32)] = []
         for (t, rkt) in topicRkts.enumerated() {
             var md: UnsafePointer<rd_kafka_metadata_t>?
             guard rd_kafka_metadata(handle.rk, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR, let md else { continue }
             defer { rd_kafka_metadata_destroy(md) }
             let name = String(cString: topicNames[t])
             let entry = (0..<Int(md.pointee.topic_cnt)).map { md.pointee.topics[$0] }.first { String(cString: $0.topic) == name }
-            let gone = entry.map { $0.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || $0.partition_cnt == 0 } ?? true
-            if gone {
+            guard let entry, entry.err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, entry.partition_cnt > 0 else {
                 throw WeirError(.topicDeleted, subject: "Kafka topic '\(name)' on \(bootstrap)",
                                 "was deleted while the job read it", suggestion: KafkaSourceReader.topicDeletedSuggestion)
             }
+            guard discover, entry.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
+            for i in 0..<Int(entry.partition_cnt) {
+                let p = entry.partitions[i].id
+                let split = "\(name)/\(p)"
+                guard p >= 0, !knownSplits.contains(split), owner.owns(newSplit: split) else { continue }
+                if Int(p) < partitionToSplit[t].count && partitionToSplit[t][Int(p)] >= 0 { continue }
+                added.append((t, p))
+            }
         }
+        return try assignNew(added.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) })
+    }
+
+    /// Starts reading new partitions from earliest, keeping the current assignment as it is.
+    private func assignNew(_ added: [(topic: Int, partition: Int32)]) throws -> [String] {
+        guard !added.isEmpty else { return [] }
+        let list = rd_kafka_topic_partition_list_new(Int32(added.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (t, p) in added {
+            rd_kafka_topic_partition_list_add(list, topicNames[t], p).pointee.offset = kOffsetBeginning
+        }
+        if let error = rd_kafka_incremental_assign(handle.rk, list) {
+            defer { rd_kafka_error_destroy(error) }
+            throw WeirError(.kafka, subject: label, "cannot start reading new partitions: \(String(cString: rd_kafka_error_string(error)))")
+        }
+        var names: [String] = []
+        for (t, p) in added {
+            let s = splitNames.count
+            let name = "\(String(cString: topicNames[t]))/\(p)"
+            if Int(p) >= partitionToSplit[t].count {
+                partitionToSplit[t] += [Int](repeating: -1, count: Int(p) + 1 - partitionToSplit[t].count)
+            }
+            partitionToSplit[t][Int(p)] = s
+            splitNames.append(name)
+            splitTopic.append(t)
+            splitPartition.append(p)
+            startOffset.append(kOffsetBeginning)
+            floorOffset.append(0)
+            nextOffset.append(-1)
+            startChecked.append(true)
+            names.append(name)
+        }
+        return names
     }
 
     private func watermarks(_ s: Int) -> (Int64, Int64) {
@@ -205,7 +265,6 @@ final class KafkaSourceReader: SourceReader {
     func poll(maxMessages: Int, timeoutMillis: Int, _ deliver: (Int, UnsafeRawBufferPointer) -> Void) throws -> Int {
         guard !closed, maxMessages > 0 else { return 0 }
         if uncheckedStarts > 0 { try checkStartOffsets() }
-        if lastTopicCheck.duration(to: .now) >= KafkaSourceReader.topicCheckInterval { try checkTopicsExist() }
         if maxMessages > bufferCapacity {
             buffer.deallocate()
             bufferCapacity = maxMessages

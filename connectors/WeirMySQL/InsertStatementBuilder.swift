@@ -32,6 +32,7 @@ final class InsertStatementBuilder {
     let maxStatementBytes: Int
     /// Whether the session lets backslashes escape in string literals (no NO_BACKSLASH_ESCAPES).
     let backslashEscapes: Bool
+    private let maxAllowedPacket: Int
     private let encodings: [ColumnEncoding]
     private let prefix: [UInt8]
     private let suffix: [UInt8]
@@ -69,6 +70,7 @@ final class InsertStatementBuilder {
         checked = rules.indices.filter { rules[$0].checksSomething }
         self.batchSize = batchSize
         self.backslashEscapes = backslashEscapes
+        self.maxAllowedPacket = maxAllowedPacket
         let q = MySQLConnection.quoteIdentifier
         prefix = Array("INSERT INTO \(q(plan.table)) (\(plan.columns.map(q).joined(separator: ","))) VALUES ".utf8)
         if plan.mode == .upsert {
@@ -82,6 +84,13 @@ final class InsertStatementBuilder {
         }
         maxStatementBytes = max(64 << 10, min(maxAllowedPacket / 2, 16 << 20))
         buf = SQLBuffer(capacity: min(maxStatementBytes + 4096, 1 << 20))
+    }
+
+    /// A builder for the table's new plan, with this one's session settings
+    /// (taken between epochs, when no statement is being built).
+    func replanned(_ plan: MySQLSinkConnector.Plan) -> InsertStatementBuilder {
+        InsertStatementBuilder(plan: plan, batchSize: batchSize, maxAllowedPacket: maxAllowedPacket,
+                               backslashEscapes: backslashEscapes)
     }
 
     deinit {

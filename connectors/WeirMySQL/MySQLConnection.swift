@@ -54,10 +54,16 @@ public final class MySQLConnection {
     public static let defaultWriteTimeoutSeconds: UInt32 = 120
 
     /// Connects, retrying a refused connection (server still starting) with a
-    /// short backoff for at most about 3 seconds.
+    /// short backoff for at most about 3 seconds. Statements wait at most
+    /// `lockWaitSeconds` for a table's metadata lock or a row lock; the read
+    /// timeout (by default) stays 30 s above it.
     public init(url: MySQLURL, connectTimeoutSeconds: UInt32 = MySQLConnection.defaultConnectTimeoutSeconds,
-                readTimeoutSeconds: UInt32 = MySQLConnection.defaultReadTimeoutSeconds,
-                writeTimeoutSeconds: UInt32 = MySQLConnection.defaultWriteTimeoutSeconds) throws {
+                readTimeoutSeconds: UInt32? = nil,
+                writeTimeoutSeconds: UInt32 = MySQLConnection.defaultWriteTimeoutSeconds,
+                lockWaitSeconds: Int = MySQLConnection.defaultLockWaitSeconds) throws {
+        let lockWait = min(max(1, lockWaitSeconds), MySQLConnection.maxLockWaitSeconds)
+        let readTimeoutSeconds = readTimeoutSeconds
+            ?? max(MySQLConnection.defaultReadTimeoutSeconds, UInt32(lockWait) + 30)
         self.url = url
         self.readTimeoutSeconds = readTimeoutSeconds
         self.writeTimeoutSeconds = writeTimeoutSeconds
@@ -93,7 +99,8 @@ public final class MySQLConnection {
             // next epoch's INSERT, the INSERT queues behind the DDL and nothing moves.
             // After this timeout the INSERT fails, the run restarts from its checkpoint
             // (committing the prepared epoch on recovery) and the DDL goes through.
-            try execute("SET SESSION lock_wait_timeout = \(MySQLConnection.metadataLockWaitSeconds)")
+            try execute("SET SESSION lock_wait_timeout = \(lockWait)")
+            try execute("SET SESSION innodb_lock_wait_timeout = \(lockWait)")
         } catch {
             close()
             throw error
@@ -102,8 +109,11 @@ public final class MySQLConnection {
 
     deinit { close() }
 
-    /// `lock_wait_timeout` of every session Weir opens (seconds; same as InnoDB's row-lock default).
-    public static let metadataLockWaitSeconds = 50
+    /// `lock_wait_timeout` and `innodb_lock_wait_timeout` of the sessions Weir
+    /// opens unless a sink's `lockWait` says otherwise (seconds; InnoDB's default).
+    public static let defaultLockWaitSeconds = 50
+    /// The longest `lockWait` (an hour): beyond it a stuck lock is better reported.
+    public static let maxLockWaitSeconds = 3600
 
     private static func connectOnce(_ url: MySQLURL, timeouts: (connect: UInt32, read: UInt32, write: UInt32))
         -> (UnsafeMutablePointer<MYSQL>?, (UInt32, String)?) {

@@ -27,7 +27,7 @@ extension MySQLSinkConnector {
     /// Without a context, refused rows fail the writer.
     func openXAWriter(scope: SinkTransactionScope, schema: Schema, sessionSetup: [String] = [],
                       context: SinkContext? = nil) throws -> MySQLXASinkWriter {
-        let conn = try MySQLConnection(url: url)
+        let conn = try connect()
         do {
             let version = conn.serverVersion
             if !MySQLSinkConnector.preparedXASurvivesDisconnect(serverVersion: version) {
@@ -38,9 +38,10 @@ extension MySQLSinkConnector {
             let plan = try plan(conn: conn, schema: schema)
             // DDL before the session takes part in any (XA) transaction.
             let deadLetters = try context.flatMap { try openDeadLetters(conn, context: $0) }
-            return try MySQLXASinkWriter(url: url, scope: scope, plan: plan, batchSize: batchSize,
+            return try MySQLXASinkWriter(url: url, lockWaitSeconds: lockWaitSeconds, scope: scope, plan: plan, batchSize: batchSize,
                                          tableSubject: tableSubject, connection: conn, sessionSetup: sessionSetup,
-                                         context: context, deadLetters: deadLetters)
+                                         context: context, deadLetters: deadLetters,
+                                         replan: { [self] in try self.plan(conn: $0, schema: schema) })
         } catch {
             conn.close()
             throw error

@@ -11,7 +11,8 @@ import WeirCore
 ///
 /// Spec keys: `url` (required), `table` (required), `mode` (`append` default,
 /// or `upsert`), `key` (list of column names; required for upsert),
-/// `batchSize` (rows per INSERT statement, default 4000).
+/// `batchSize` (rows per INSERT statement, default 4000), `lockWait` (how long
+/// a statement waits for a lock on the table before its epoch fails, default 50 s).
 ///
 /// Upsert needs a PRIMARY KEY or UNIQUE index whose columns are all key
 /// columns; without one `ON DUPLICATE KEY UPDATE` would silently append
@@ -53,17 +54,25 @@ public struct MySQLSinkConnector: TransactionalSinkConnector {
     public var key: [String]
     /// Rows per multi-row INSERT statement.
     public var batchSize: Int
+    /// Seconds a writer's statement waits for the table's metadata lock (`LOCK
+    /// TABLES`, DDL) or a row lock before it fails with `lock_wait_timeout`.
+    public var lockWaitSeconds: Int
 
     /// A sink writing into `table` of the URL's database. For `.upsert`,
     /// `key` names the columns identifying a row (validated by `check`).
     public init(url: MySQLURL, table: String, mode: Mode = .append, key: [String] = [],
-                batchSize: Int = MySQLSinkConnector.defaultBatchSize) {
+                batchSize: Int = MySQLSinkConnector.defaultBatchSize,
+                lockWaitSeconds: Int = MySQLConnection.defaultLockWaitSeconds) {
         self.url = url
         self.table = table
         self.mode = mode
         self.key = key
         self.batchSize = max(1, batchSize)
+        self.lockWaitSeconds = lockWaitSeconds
     }
+
+    /// A connection for writing, with the sink's lock wait.
+    func connect() throws -> MySQLConnection { try MySQLConnection(url: url, lockWaitSeconds: lockWaitSeconds) }
 
     /// The `mysql` connector kind, reading `url`, `table`, `mode`, `key` and
     /// `batchSize` from the node's configuration (the caller rejects unknown keys).
@@ -74,6 +83,17 @@ public struct MySQLSinkConnector: TransactionalSinkConnector {
         let key = reader.stringList("key")
         let batchSize = reader.int("batchSize")
         var ok = urlText != nil && table != nil
+        var lockWait = MySQLConnection.defaultLockWaitSeconds
+        if reader.has("lockWait") {
+            if let ms = reader.durationMillis("lockWait"), ms >= 1000, ms <= Int64(MySQLConnection.maxLockWaitSeconds) * 1000 {
+                lockWait = Int((ms + 999) / 1000)
+            } else {
+                if reader.errors.last?.subject != "\(reader.path).lockWait" {
+                    reader.fail("lockWait", "must be between 1s and \(MySQLConnection.maxLockWaitSeconds / 60)m")
+                }
+                ok = false
+            }
+        }
 
         var url: MySQLURL?
         if let urlText {
@@ -118,7 +138,7 @@ public struct MySQLSinkConnector: TransactionalSinkConnector {
         }
         guard ok, let url, let table else { return nil }
         return MySQLSinkConnector(url: url, table: table, mode: mode, key: key ?? [],
-                                  batchSize: batchSize ?? defaultBatchSize)
+                                  batchSize: batchSize ?? defaultBatchSize, lockWaitSeconds: lockWait)
     }
 
     /// `table `db`.`t``, the subject of table-level errors.
@@ -149,12 +169,13 @@ public struct MySQLSinkConnector: TransactionalSinkConnector {
     /// dead-letter table in the context, creates it if missing (and checks its
     /// columns) first.
     public func openWriter(context: SinkContext, schema: Schema) throws -> any SinkWriter {
-        let conn = try MySQLConnection(url: url)
+        let conn = try connect()
         do {
             let plan = try plan(conn: conn, schema: schema)
             let deadLetters = try openDeadLetters(conn, context: context)
             return try MySQLSinkWriter(connection: conn, plan: plan, batchSize: batchSize,
-                                       tableSubject: tableSubject, context: context, deadLetters: deadLetters)
+                                       tableSubject: tableSubject, context: context, deadLetters: deadLetters,
+                                       replan: { [self] in try self.plan(conn: $0, schema: schema) })
         } catch {
             conn.close()
             throw error
@@ -191,7 +212,7 @@ public struct MySQLSinkConnector: TransactionalSinkConnector {
     // MARK: - Table validation
 
     /// One column of the target table, from information_schema.COLUMNS.
-    struct ColumnInfo {
+    struct ColumnInfo: Equatable {
         var name: String
         var dataType: String
         var nullable: Bool
@@ -227,6 +248,8 @@ public struct MySQLSinkConnector: TransactionalSinkConnector {
         var labels: [ColumnRule.Label] = []
         /// The records' schema (for rendering a rejected row).
         var schema = Schema([])
+        /// The written columns as found, in schema order (to notice the table changing).
+        var columnInfos: [ColumnInfo] = []
     }
 
     func loadColumns(_ conn: MySQLConnection) throws -> [ColumnInfo] {
@@ -375,7 +398,7 @@ public struct MySQLSinkConnector: TransactionalSinkConnector {
         return Plan(table: table, columns: picked.map(\.name), encodings: picked.map(ColumnEncoding.init),
                     keyFields: keyFields, mode: mode,
                     rules: picked.map { ColumnRule($0, timestampMaxSeconds: tsMax) }, labels: picked.map(ColumnRule.Label.init),
-                    schema: schema)
+                    schema: schema, columnInfos: picked)
     }
 
     /// A CREATE TABLE matching the schema (and key), for the "table missing" suggestion.

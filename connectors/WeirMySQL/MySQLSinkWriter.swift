@@ -21,20 +21,25 @@ import WeirCore
 /// the engine should close it and replay from its last checkpoint.
 final class MySQLSinkWriter: SinkWriter {
     private let conn: MySQLConnection
-    private let statements: InsertStatementBuilder
-    private let isolation: RowIsolation
+    /// The plan, builder and isolation, checked against the table once per transaction.
+    private let table: TableWriterPlan
+    private var statements: InsertStatementBuilder { table.statements }
+    private var isolation: RowIsolation { table.isolation }
     private let tableSubject: String
     private var uncommitted = false
     private var failure: WeirError?
     private var closed = false
 
     init(connection: MySQLConnection, plan: MySQLSinkConnector.Plan, batchSize: Int, tableSubject: String,
-         context: SinkContext = MySQLSinkConnector.defaultContext(subtask: 0), deadLetters: DeadLetterTable? = nil) throws {
+         context: SinkContext = MySQLSinkConnector.defaultContext(subtask: 0), deadLetters: DeadLetterTable? = nil,
+         replan: ((MySQLConnection) throws -> MySQLSinkConnector.Plan)? = nil) throws {
         conn = connection
         self.tableSubject = tableSubject
-        statements = try InsertStatementBuilder(plan: plan, batchSize: batchSize, settingsFrom: connection)
-        isolation = RowIsolation(context: context, plan: plan, tableSubject: tableSubject, builder: statements,
-                                 deadLetters: deadLetters)
+        let statements = try InsertStatementBuilder(plan: plan, batchSize: batchSize, settingsFrom: connection)
+        table = TableWriterPlan(plan: plan, statements: statements,
+                                isolation: RowIsolation(context: context, plan: plan, tableSubject: tableSubject,
+                                                        builder: statements, deadLetters: deadLetters),
+                                tableSubject: tableSubject, replan: replan)
         try connection.setAutocommit(false)
     }
 
@@ -57,6 +62,7 @@ final class MySQLSinkWriter: SinkWriter {
         try ensureUsable()
         try statements.checkArity(batch, subject: tableSubject)
         do {
+            if table.isCheckDue && batch.count > 0 { try table.checkTable(on: conn) }
             try statements.append(batch, emit: send, reject: isolation.rejectChecked)
             try writePendingDeadLetters()
         } catch {
@@ -133,6 +139,7 @@ final class MySQLSinkWriter: SinkWriter {
             throw fail(error)
         }
         uncommitted = false
+        table.epochEnded()
     }
 
     func close() {

@@ -51,9 +51,12 @@ import WeirCore
 /// Used from one thread (not thread-safe), like every `SinkWriter`.
 final class MySQLXASinkWriter: TransactionalSinkWriter {
     private let url: MySQLURL
+    private let lockWaitSeconds: Int
     private let scope: SinkTransactionScope
-    private let statements: InsertStatementBuilder
-    private let isolation: RowIsolation
+    /// The plan, builder and isolation, checked against the table once per epoch.
+    private let table: TableWriterPlan
+    private var statements: InsertStatementBuilder { table.statements }
+    private var isolation: RowIsolation { table.isolation }
     private let tableSubject: String
     /// Hold statements back while an earlier epoch is prepared (upsert).
     private let holdBackWhilePrepared: Bool
@@ -93,20 +96,24 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
 
     /// A writer over `connection` (already validated against the plan), which
     /// becomes the first pooled connection.
-    init(url: MySQLURL, scope: SinkTransactionScope, plan: MySQLSinkConnector.Plan, batchSize: Int,
+    init(url: MySQLURL, lockWaitSeconds: Int = MySQLConnection.defaultLockWaitSeconds, scope: SinkTransactionScope, plan: MySQLSinkConnector.Plan, batchSize: Int,
          tableSubject: String, connection: MySQLConnection, sessionSetup: [String] = [],
-         context: SinkContext? = nil, deadLetters: DeadLetterTable? = nil) throws {
+         context: SinkContext? = nil, deadLetters: DeadLetterTable? = nil,
+         replan: ((MySQLConnection) throws -> MySQLSinkConnector.Plan)? = nil) throws {
         self.url = url
+        self.lockWaitSeconds = lockWaitSeconds
         self.scope = scope
         self.tableSubject = tableSubject
         self.sessionSetup = sessionSetup
         holdBackWhilePrepared = plan.mode == .upsert
         _ = try MySQLXid(scope: scope, epoch: 0) // refuses a scope whose ids cannot fit
         try MySQLXASinkWriter.prepareSession(connection, sessionSetup)
-        statements = try InsertStatementBuilder(plan: plan, batchSize: batchSize, settingsFrom: connection)
-        isolation = RowIsolation(context: context ?? MySQLSinkConnector.defaultContext(subtask: scope.subtask, node: scope.node,
-                                                                                       job: scope.job, run: scope.run),
-                                 plan: plan, tableSubject: tableSubject, builder: statements, deadLetters: deadLetters)
+        let statements = try InsertStatementBuilder(plan: plan, batchSize: batchSize, settingsFrom: connection)
+        let isolation = RowIsolation(context: context ?? MySQLSinkConnector.defaultContext(subtask: scope.subtask, node: scope.node,
+                                                                                           job: scope.job, run: scope.run),
+                                     plan: plan, tableSubject: tableSubject, builder: statements, deadLetters: deadLetters)
+        table = TableWriterPlan(plan: plan, statements: statements, isolation: isolation, tableSubject: tableSubject,
+                                replan: replan)
         idle = [connection]
     }
 
@@ -127,7 +134,7 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
     }
 
     private func newConnection() throws -> MySQLConnection {
-        let c = try MySQLConnection(url: url)
+        let c = try MySQLConnection(url: url, lockWaitSeconds: lockWaitSeconds)
         do { try MySQLXASinkWriter.prepareSession(c, sessionSetup) } catch { c.close(); throw error }
         return c
     }
@@ -171,6 +178,8 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
         open!.hasRows = true
         do {
             if prepared.isEmpty { try sendHeldBack() }
+            // Statements held back were built by the current plan: check the table once they are out.
+            if table.isCheckDue && heldBack.isEmpty { try checkTable() }
             try statements.append(batch, emit: emit, reject: isolation.rejectChecked)
             try writePendingDeadLetters()
         } catch {
@@ -232,6 +241,21 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
         do { try insertDeadLetters(records) } catch { throw fail(error) }
     }
 
+    /// Looks at the table on the epoch's session once its XA transaction has
+    /// started, or on an idle one (which must not be left in a transaction).
+    private func checkTable() throws {
+        if let c = open?.conn { return try table.checkTable(on: c) }
+        let c = try idle.popLast() ?? newConnection()
+        do {
+            try table.checkTable(on: c)
+            try c.rollback()
+            release(c)
+        } catch {
+            c.close()
+            throw error
+        }
+    }
+
     private func startedConnection() throws -> MySQLConnection {
         if let c = open!.conn { return c }
         let xid = open!.xid
@@ -281,6 +305,7 @@ final class MySQLXASinkWriter: TransactionalSinkWriter {
         }
         prepared[o.epoch] = Prepared(xid: o.xid, conn: conn)
         open = nil
+        table.epochEnded()
         return o.xid
     }
 

@@ -51,6 +51,16 @@ final class RowIsolation {
         self.deadLetters = deadLetters
     }
 
+    /// The isolation of the table's new plan, keeping the context, the
+    /// dead-letter table and the counts (taken between epochs).
+    func replanned(_ plan: MySQLSinkConnector.Plan, builder: InsertStatementBuilder) -> RowIsolation {
+        let next = RowIsolation(context: context, plan: plan, tableSubject: tableSubject, builder: builder, deadLetters: deadLetters)
+        next.pending = pending
+        next.rejectedRows = rejectedRows
+        next.narrowedStatements = narrowedStatements
+        return next
+    }
+
     /// Server errors that concern the values of the rows of a statement (MariaDB
     /// and MySQL numbers): the statement is rolled back alone and can be narrowed.
     /// 1048 NULL into NOT NULL; 1062/1586 duplicate key; 1216/1452 foreign key (child row);

@@ -780,6 +780,11 @@ enum OpenAPI {
      "suggestion"
     ],
     "properties": {
+     "code": {
+      "type": "string",
+      "nullable": true,
+      "description": "The engine's error code (topic_deleted, sink_schema_changed, lock_wait_timeout, …); the suggestion is chosen by it."
+     },
      "message": {
       "type": "string"
      },

@@ -22,9 +22,36 @@ public struct SplitProgress: Sendable, Equatable {
     public var atEnd: Bool { nextOffset >= 0 && highWatermark >= 0 && nextOffset >= highWatermark }
 }
 
+/// Which source subtask reads a split found while the job runs (a partition
+/// added to a topic). Splits known at start are dealt out round robin by
+/// their index in the discovery list; a new split has no stable index (every
+/// subtask may see the topic grow at a different moment), so it goes by a
+/// stable hash of its name: each subtask decides alone, and all decide alike.
+public struct SplitOwner: Sendable, Equatable {
+    public let subtask: Int
+    public let parallelism: Int
+
+    public init(subtask: Int, parallelism: Int) {
+        self.subtask = subtask
+        self.parallelism = max(1, parallelism)
+    }
+
+    /// A reader that owns every split (one subtask).
+    public static let all = SplitOwner(subtask: 0, parallelism: 1)
+
+    /// Whether this subtask reads the new split `name` (FNV-1a of the name, modulo parallelism).
+    public func owns(newSplit name: String) -> Bool {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int(h % UInt64(parallelism)) == subtask
+    }
+}
+
 /// Reads the splits assigned to one source subtask. Used from a single thread.
 public protocol SourceReader: AnyObject {
     /// The splits this reader owns, in the order used by `poll`'s split index.
+    /// A reader that discovers splits while running (new Kafka partitions)
+    /// appends them here; indices already handed out never change.
     var splitNames: [String] { get }
 
     /// Waits at most `timeoutMillis` for data, then hands each available
@@ -32,6 +59,13 @@ public protocol SourceReader: AnyObject {
     /// The bytes are only valid during the call. Returns the number delivered.
     func poll(maxMessages: Int, timeoutMillis: Int,
               _ deliver: (Int, UnsafeRawBufferPointer) -> Void) throws -> Int
+
+    /// Called between polls, so a split is known before its first record
+    /// arrives. Checks the splits against the source, at the source's own
+    /// pace (a Kafka reader asks the broker every few seconds): throws when
+    /// one is gone for good, and returns the splits it started reading since
+    /// the last call (appended to `splitNames`, read from their start).
+    func refreshSplits() throws -> [String]
 
     /// Current position and high watermark of every owned split, in `splitNames` order.
     func progress() -> [SplitProgress]
@@ -46,17 +80,28 @@ public protocol SourceReader: AnyObject {
 
 extension SourceReader {
     public func offsetOfLastDelivered(split: Int) -> Int64? { nil }
+    /// A source whose splits never change.
+    public func refreshSplits() throws -> [String] { [] }
 }
 
 /// A configured source (one `kafka:` node, for instance).
 public protocol SourceConnector: Sendable {
     /// Discovers the splits to read (checks that the broker is reachable and the topics exist).
     func discoverSplits() throws -> [String]
-    /// Opens a reader for the given subset of `discoverSplits()` (by index into that list).
-    func openReader(splits: [Int]) throws -> any SourceReader
+    /// Opens a reader for the given subset of `discoverSplits()` (by index into
+    /// that list). Splits that appear while it runs are read by the subtask
+    /// `owner` names.
+    func openReader(splits: [Int], owner: SplitOwner) throws -> any SourceReader
     /// The same source, resuming each listed split at the given next offset
     /// (restore from a snapshot); splits not listed start at their earliest offset.
     func resuming(at offsets: [String: Int64]) -> any SourceConnector
+}
+
+extension SourceConnector {
+    /// A reader of the given splits that also owns every split found later.
+    public func openReader(splits: [Int]) throws -> any SourceReader {
+        try openReader(splits: splits, owner: .all)
+    }
 }
 
 /// Writes the records of one sink subtask. Used from a single thread.

@@ -15,7 +15,8 @@ public struct WeirError: Error, Sendable, CustomStringConvertible, Equatable {
         case accessDenied = "access_denied"
         case tableMissing = "table_missing"
         case columnMismatch = "column_mismatch"
-        /// The sink table changed while the job wrote to it (a column or the table dropped or renamed).
+        /// The sink table changed while the job wrote to it: a column or the table
+        /// dropped or renamed, or a column's type changed kind.
         case sinkSchemaChanged = "sink_schema_changed"
         case lockWaitTimeout = "lock_wait_timeout"
         case mysql = "mysql_error"

@@ -16,14 +16,17 @@ public struct InjectedBugs: OptionSet, Sendable, CaseIterable, CustomStringConve
     public static let idlenessByWallClock = InjectedBugs(rawValue: 1 << 3)
     /// Recovery rolls back every in-doubt transaction, completed epochs included.
     public static let recoveryRollsBackCompleted = InjectedBugs(rawValue: 1 << 4)
+    /// Sources never look for partitions added while the job runs.
+    public static let newPartitionsIgnored = InjectedBugs(rawValue: 1 << 5)
 
     public static let allCases: [InjectedBugs] = [
         .commitBeforePersist, .completeWithOneAckMissing, .cancelRollsBackCompleted, .idlenessByWallClock, .recoveryRollsBackCompleted,
+        .newPartitionsIgnored,
     ]
 
     public var description: String {
         let names = ["commitBeforePersist", "completeWithOneAckMissing", "cancelRollsBackCompleted", "idlenessByWallClock",
-                     "recoveryRollsBackCompleted"]
+                     "recoveryRollsBackCompleted", "newPartitionsIgnored"]
         return names.indices.filter { rawValue & (1 << $0) != 0 }.map { names[$0] }.joined(separator: "+")
     }
 }

@@ -102,6 +102,17 @@ public struct PartitionWatermarkTracker: Sendable {
         idleTimeoutNanos = UInt64(max(0, idleTimeoutMillis)) &* 1_000_000
     }
 
+    /// A partition found while the job runs joins with no event time yet: like
+    /// an empty partition at start, it holds the watermark back until it has
+    /// records or turns idle. Its records behind the watermark already
+    /// emitted are late, as any late record.
+    public mutating func addPartition(restored: Int64 = .min) {
+        maxTimestamp.append(restored)
+        touched.append(false)
+        hasLag.append(true)
+        quietNanos.append(0)
+    }
+
     /// A record with event time `ts` was read from `partition` (the hot path).
     @inline(__always)
     public mutating func observe(_ partition: Int, timestamp ts: Int64) {

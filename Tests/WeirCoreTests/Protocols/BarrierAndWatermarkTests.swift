@@ -102,6 +102,24 @@ final class PartitionWatermarkTrackerTests: XCTestCase {
         XCTAssertEqual(t.step(elapsedNanos: ms), .advance(489))
     }
 
+    func testAPartitionAddedWhileRunningHoldsTheWatermarkUntilItHasRecordsOrTurnsIdle() {
+        var t = PartitionWatermarkTracker(restored: [.min], maxOutOfOrdernessMillis: 0, idleTimeoutMillis: 100)
+        t.observe(0, timestamp: 1_000)
+        XCTAssertEqual(t.step(elapsedNanos: ms), .advance(999))
+        t.addPartition()
+        t.observe(0, timestamp: 2_000)
+        XCTAssertEqual(t.step(elapsedNanos: ms), .none, "the new partition has no event time yet")
+        t.observe(1, timestamp: 1_500)
+        XCTAssertEqual(t.step(elapsedNanos: ms), .advance(1_499))
+        // Another one that stays empty and caught up is idle after the timeout and stops holding it back.
+        t.addPartition()
+        t.setLag(2, false)
+        t.observe(0, timestamp: 3_000); t.observe(1, timestamp: 3_000)
+        XCTAssertEqual(t.step(elapsedNanos: 60 * ms), .none)
+        t.observe(0, timestamp: 3_000); t.observe(1, timestamp: 3_000)
+        XCTAssertEqual(t.step(elapsedNanos: 60 * ms), .advance(2_999))
+    }
+
     func testAPartitionWithUnreadRecordsIsNeverIdleHoweverLongItIsSilent() {
         var t = PartitionWatermarkTracker(restored: [.min, .min], maxOutOfOrdernessMillis: 0, idleTimeoutMillis: 100)
         t.observe(0, timestamp: 5_000); t.observe(1, timestamp: 100)
