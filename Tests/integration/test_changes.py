@@ -18,6 +18,7 @@ import signal
 import time
 
 import pymysql
+import pytest
 from confluent_kafka.admin import AdminClient
 
 import reference
@@ -237,10 +238,11 @@ def test_partitions_added_while_running_are_read_from_earliest_and_enter_the_nex
         mock.close()
 
 
-def test_a_column_dropped_mid_run_stops_the_job_with_sink_schema_changed_naming_it(tmp_path, names, db):
+@pytest.mark.parametrize("change", ["DROP COLUMN ts", "RENAME COLUMN ts TO event_ts"])
+def test_a_column_dropped_or_renamed_mid_run_stops_the_job_with_sink_schema_changed_naming_it(tmp_path, names, db, change):
     t, first, proc, events = job_past_first_batch(tmp_path, names, db, seed=8)
     with db.cursor() as cur:
-        cur.execute("ALTER TABLE w2 DROP COLUMN ts")
+        cur.execute(f"ALTER TABLE w2 {change}")
     committed = sorted((r[0], r[1]) for r in table_rows(db, "w2"))
     produce_values(t, batch(300, 9, 300), 2)
     _, err = finish(proc)
