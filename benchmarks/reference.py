@@ -23,7 +23,7 @@ def read_topic_positions(bootstrap, topic, timeout=60.0):
     import time
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "weir-reference",
                   "enable.auto.commit": False, "enable.partition.eof": True,
-                  "fetch.queue.backoff.ms": 20})
+                  "fetch.queue.backoff.ms": 20, "auto.offset.reset": "earliest"})
     md = c.list_topics(topic, timeout=10)
     parts = sorted(md.topics[topic].partitions)
     c.assign([TopicPartition(topic, p, 0) for p in parts])

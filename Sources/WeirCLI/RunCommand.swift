@@ -32,6 +32,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "When restoring, drop the state of nodes the job no longer has instead of refusing.")
     var allowNonRestoredState = false
 
+    @Flag(help: "When restoring, resume partitions whose snapshot offset retention already removed at their oldest held offset (the removed records are lost) instead of refusing.")
+    var acceptRetentionLoss = false
+
     @Flag(help: "Cancel without a snapshot on SIGTERM/Ctrl-C.")
     var cancelOnSignal = false
 
@@ -87,6 +90,7 @@ struct RunCommand: ParsableCommand {
                 eventLog.emitFailure(e)
                 throw CLIError("cannot restore \(fromSnapshot): \(e)")
             }
+            if let r = restore { restore = try preview(r, plan: plan, eventLog: eventLog) }
         }
         let supervisor = JobSupervisor(
             plan: plan, options: options,
@@ -159,6 +163,38 @@ struct RunCommand: ParsableCommand {
         case .failure(let e):
             throw CLIError("job '\(plan.name)' failed: \(e)")
         }
+    }
+}
+
+extension RunCommand {
+    /// Prints what the restore will do before it starts (and records it in the
+    /// events file). Refuses a restore that would skip records removed by
+    /// retention, unless the loss is accepted: then those partitions resume at
+    /// their oldest held offset. A preview the broker does not answer is only
+    /// a warning: the run itself then reports what is wrong.
+    func preview(_ r: RestorePoint, plan: JobPlan, eventLog: EventLog) throws -> RestorePoint {
+        let p: RestorePreview
+        do {
+            p = try RestorePreview(plan: plan, restore: r, allowNonRestoredState: allowNonRestoredState,
+                                   acceptRetentionLoss: acceptRetentionLoss)
+        } catch {
+            printErr("[weir] warning: no restore preview (\(error))")
+            return r
+        }
+        printErr(p.text.split(separator: "\n", omittingEmptySubsequences: false).map { "[weir] " + $0 }.joined(separator: "\n"))
+        if eventLog.enabled, let data = try? JSONEncoder().encode(p), let object = try? JSONSerialization.jsonObject(with: data) {
+            eventLog.emit("restore_preview", ["preview": object])
+        }
+        if let e = p.offsets.refusal(snapshot: r.snapshotID, acceptRetentionLoss: acceptRetentionLoss) {
+            eventLog.emitFailure(e)
+            throw CLIError("cannot restore \(r.snapshotID): \(e)")
+        }
+        var adjusted = r
+        for row in p.offsets.rows where row.action == .retentionLoss {
+            adjusted.offsets[row.node]?[row.split] = row.low
+            printErr("[weir] warning: \(row.split) resumes at \(row.low!): \(row.lost) records removed by retention are lost (--accept-retention-loss)")
+        }
+        return adjusted
     }
 }
 

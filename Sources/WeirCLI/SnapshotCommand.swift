@@ -8,8 +8,8 @@ import WeirState
 struct SnapshotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "snapshot",
-        abstract: "List, inspect (and verify) or delete a job's snapshots.",
-        subcommands: [SnapshotList.self, SnapshotInspect.self, SnapshotDelete.self])
+        abstract: "List, inspect, delete a job's snapshots; preview a restore of one (diff).",
+        subcommands: [SnapshotList.self, SnapshotInspect.self, SnapshotDelete.self, SnapshotDiff.self])
 }
 
 /// Opens a state directory for tools: never creates it, never removes
@@ -18,12 +18,6 @@ private func openStore(_ dir: String) throws -> SnapshotStore {
     do { return try SnapshotStore.openExisting(URL(fileURLWithPath: dir)) } catch let e as WeirError {
         throw CLIError(e.description)
     }
-}
-
-private func prettyJSON<T: Encodable>(_ value: T) throws -> String {
-    let e = JSONEncoder()
-    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    return String(decoding: try e.encode(value), as: UTF8.self)
 }
 
 struct SnapshotList: ParsableCommand {

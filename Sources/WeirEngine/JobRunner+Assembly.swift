@@ -214,9 +214,7 @@ extension JobRunner {
                 if n.isSource { sourceTasks.insert(TaskID(node: n.id, subtask: j)) }
             }
         }
-        var layouts: [String: String] = [:]
-        for n in plan.nodes { if let l = JobRunner.layout(n, plan) { layouts[n.id] = l } }
-        let coord = make(CoordinationShape(plan: plan, tasks: ackingTasks, sourceTasks: sourceTasks, layouts: layouts))
+        let coord = make(CoordinationShape(plan: plan, tasks: ackingTasks, sourceTasks: sourceTasks, layouts: plan.stateLayouts))
         let counters = plan.nodes.enumerated().map { i, n in
             let chans = inbox[i] ?? []
             return NodeCounters(id: n.id, inputs: n.inputs.map { plan.nodes[$0].id },

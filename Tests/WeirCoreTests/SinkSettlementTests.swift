@@ -19,6 +19,7 @@ final class SinkSettlementTests: XCTestCase {
         func openTransactionalWriter(scope: SinkTransactionScope, schema: Schema) throws -> any TransactionalSinkWriter { Writer(self) }
         func recover(job: String, node: String?, shouldCommit: (PreparedTransaction) -> Bool) throws
             -> (committed: [PreparedTransaction], rolledBack: [PreparedTransaction]) { ([], []) }
+        func prepared(job: String) throws -> [PreparedTransaction] { [] }
 
         final class Writer: TransactionalSinkWriter {
             let sink: LedgerSink

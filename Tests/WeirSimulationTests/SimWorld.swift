@@ -197,6 +197,11 @@ struct SimSink: TransactionalSinkConnector {
     var rowKey: [String] { [] }
     func tableSchema() throws -> Schema? { nil }
 
+    func prepared(job: String) throws -> [PreparedTransaction] {
+        world.inDoubt.compactMap { id in
+            world.txs[id].flatMap { $0.scope.job == job ? PreparedTransaction(id: id, scope: $0.scope, epoch: $0.epoch) : nil }
+        }
+    }
     func recover(job: String, node: String?, shouldCommit: (PreparedTransaction) -> Bool) throws
         -> (committed: [PreparedTransaction], rolledBack: [PreparedTransaction]) {
         var c: [PreparedTransaction] = [], r: [PreparedTransaction] = []

@@ -110,6 +110,17 @@ def create_topic(name, partitions):
         f.result(10)
 
 
+def delete_topic(t):
+    """Deletes topic `t` and waits until the broker no longer lists it."""
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    for f in admin.delete_topics([t]).values():
+        f.result(10)
+    deadline = time.time() + 30
+    while t in admin.list_topics(timeout=5).topics:
+        assert time.time() < deadline, f"topic {t} still listed after its deletion"
+        time.sleep(0.2)
+
+
 def produce_values(topic, values, partitions, first=0, bootstrap=BOOTSTRAP):
     """Sends each value, the i-th (counting from `first`) to partition i mod
     `partitions`; returns [(partition, offset, value)] from the delivery reports."""

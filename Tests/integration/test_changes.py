@@ -19,11 +19,12 @@ import time
 
 import pymysql
 import pytest
-from confluent_kafka.admin import AdminClient
 
 import reference
 from conftest import BOOTSTRAP, MYSQL_PORT
-from fault_support import DEAD_LETTER, LiveProducer, MockCluster, create_topic, create_w1, dead_letters, read_topic_full, w1_spec, create_w2, finish, header, mysql_url, produce_values, start_run, table_rows
+from fault_support import (DEAD_LETTER, LiveProducer, MockCluster, create_topic, create_w1, create_w2, dead_letters,
+                           delete_topic, finish, header, mysql_url, produce_values, read_topic_full, start_run,
+                           table_rows, w1_spec)
 
 
 def batch(n, seed, start, null_users=0.0):
@@ -102,17 +103,6 @@ def stop(proc):
 
 def final_event(events):
     return [json.loads(line) for line in events.read_text().splitlines() if line.strip()][-1]
-
-
-def delete_topic(t):
-    """Deletes topic `t` and waits until the broker no longer lists it."""
-    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-    for f in admin.delete_topics([t]).values():
-        f.result(10)
-    deadline = time.time() + 30
-    while t in admin.list_topics(timeout=5).topics:
-        assert time.time() < deadline, f"topic {t} still listed after its deletion"
-        time.sleep(0.2)
 
 
 def job_past_first_batch(tmp_path, names, db, seed, n=300, extra="", table="w2", rows=None, **options):

@@ -168,6 +168,38 @@ public struct KafkaSourceConnector: SourceConnector {
         }
     }
 
+    // MARK: Ranges
+
+    /// Every split with the broker's current low and high watermarks, and where
+    /// `startOffsets` would start it. A short-lived consumer positioned at the
+    /// end takes each high watermark from its first Fetch response (a broker's
+    /// ListOffsets(latest) can be stale: Tansu's is); the low one comes from
+    /// ListOffsets(earliest). Reads no records.
+    public func ranges() throws -> [SplitRange] {
+        let splits = try discoverSplits()
+        let probe = KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: .latest, properties: properties,
+                                         partitionDiscoveryMillis: 0, logger: logger)
+        let owned = splits.map { name -> (topic: String, partition: Int32, name: String) in
+            let (t, p) = splitKey(name)
+            return (t!, p!, name)
+        }
+        let reader = try KafkaSourceReader(connector: probe, splits: owned, allSplits: splits, owner: .all)
+        defer { reader.close() }
+        let progress = reader.progress()
+        return splits.enumerated().map { i, name in
+            let (t, p) = (owned[i].topic, owned[i].partition)
+            let low = reader.lowWatermark(i)
+            let high = progress[i].highWatermark >= 0 ? progress[i].highWatermark : nil
+            let start: Int64?
+            switch startOffset(topic: t, partition: p) {
+            case kOffsetBeginning: start = low
+            case kOffsetEnd: start = high
+            case let o: start = o
+            }
+            return SplitRange(name: name, low: low, high: high, start: start)
+        }
+    }
+
     // MARK: Readers
 
     /// Opens a consumer over the given splits (indices into `discoverSplits()`);

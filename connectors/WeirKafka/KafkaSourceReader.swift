@@ -239,6 +239,14 @@ final class KafkaSourceReader: SourceReader {
         return names
     }
 
+    /// The first offset the broker still holds for split `s`, asked with
+    /// ListOffsets(earliest) (nil when it does not answer in time).
+    func lowWatermark(_ s: Int) -> Int64? {
+        var lo = kOffsetInvalid, hi = kOffsetInvalid
+        let err = rd_kafka_query_watermark_offsets(handle.rk, topicNames[splitTopic[s]], splitPartition[s], &lo, &hi, 5000)
+        return err == RD_KAFKA_RESP_ERR_NO_ERROR && lo >= 0 ? lo : nil
+    }
+
     private func watermarks(_ s: Int) -> (Int64, Int64) {
         var lo = kOffsetInvalid, hi = kOffsetInvalid
         _ = rd_kafka_get_watermark_offsets(handle.rk, topicNames[splitTopic[s]], splitPartition[s], &lo, &hi)

@@ -96,6 +96,25 @@ extension MySQLSinkConnector {
         }
     }
 
+    /// The prepared XA transactions of `job` (of sink node `node`, or of every
+    /// node), in run, node, subtask and epoch order, as `recover` names them.
+    static func prepared(job: String, node: String?, on conn: MySQLConnection) throws -> [PreparedTransaction] {
+        try MySQLSinkConnector.preparedXids(on: conn)
+            .compactMap { id in MySQLXid(parsing: id).flatMap { $0.belongs(job: job, node: node) ? (id, $0) : nil } }
+            .sorted { a, b in (a.1.run, a.1.nodeKey, a.1.subtask, a.1.epoch) < (b.1.run, b.1.nodeKey, b.1.subtask, b.1.epoch) }
+            .map { id, x in
+                PreparedTransaction(id: id, scope: SinkTransactionScope(job: job, run: x.run, node: x.nodeIsVerbatim ? x.nodeKey : (node ?? x.nodeKey),
+                                                                        subtask: x.subtask), epoch: x.epoch)
+            }
+    }
+
+    /// The prepared XA transactions of every sink node of `job`, left as they are.
+    public func prepared(job: String) throws -> [PreparedTransaction] {
+        let conn = try MySQLConnection(url: url)
+        defer { conn.close() }
+        return try MySQLSinkConnector.prepared(job: job, node: nil, on: conn)
+    }
+
     /// Resolves the prepared XA transactions that earlier runs of sink node
     /// `node` of job `job` left behind (after a crash, or a `close()` between
     /// prepare and commit): each one `shouldCommit` approves is committed
@@ -140,15 +159,9 @@ extension MySQLSinkConnector {
         }
         var conn = try connect()
         defer { conn.close() }
-        let found = try MySQLSinkConnector.preparedXids(on: conn)
-            .compactMap { id in MySQLXid(parsing: id).flatMap { $0.belongs(job: job, node: node) ? (id, $0) : nil } }
-            .sorted { a, b in (a.1.run, a.1.nodeKey, a.1.subtask, a.1.epoch) < (b.1.run, b.1.nodeKey, b.1.subtask, b.1.epoch) }
-
         var committed: [PreparedTransaction] = [], rolledBack: [PreparedTransaction] = []
-        for (id, x) in found {
-            let txNode = x.nodeIsVerbatim ? x.nodeKey : (node ?? x.nodeKey)
-            let tx = PreparedTransaction(id: id, scope: SinkTransactionScope(job: job, run: x.run, node: txNode, subtask: x.subtask),
-                                         epoch: x.epoch)
+        for tx in try MySQLSinkConnector.prepared(job: job, node: node, on: conn) {
+            let id = tx.id
             let commit = shouldCommit(tx)
             let sql = (commit ? "XA COMMIT '" : "XA ROLLBACK '") + MySQLConnection.escapeLiteral(id) + "'"
             var reconnects = 0, sentBefore = false, delay = 0.05, waited = 0.0

@@ -22,6 +22,31 @@ public struct SplitProgress: Sendable, Equatable {
     public var atEnd: Bool { nextOffset >= 0 && highWatermark >= 0 && nextOffset >= highWatermark }
 }
 
+/// One split's retained range at the source, and where the source starts it
+/// when no snapshot says otherwise: what a restore preview compares a
+/// snapshot's offsets with.
+public struct SplitRange: Sendable, Equatable, Codable {
+    public var name: String
+    /// The first offset still held (nil: unknown).
+    public var low: Int64?
+    /// The offset the next record will get (nil: unknown).
+    public var high: Int64?
+    /// Where the source starts this split without a snapshot (its
+    /// `startOffsets`, resolved; nil: unknown).
+    public var start: Int64?
+
+    public init(name: String, low: Int64?, high: Int64?, start: Int64?) {
+        self.name = name; self.low = low; self.high = high; self.start = start
+    }
+
+    /// Sorts `events/10` after `events/2`.
+    public static func order(_ split: String) -> String {
+        guard let slash = split.lastIndex(of: "/"), let p = Int(split[split.index(after: slash)...]) else { return split }
+        let digits = String(p)
+        return String(split[..<slash]) + "/" + String(repeating: "0", count: max(0, 10 - digits.count)) + digits
+    }
+}
+
 /// Which source subtask reads a split found while the job runs (a partition
 /// added to a topic). Splits known at start are dealt out round robin by
 /// their index in the discovery list; a new split has no stable index (every
@@ -95,9 +120,17 @@ public protocol SourceConnector: Sendable {
     /// The same source, resuming each listed split at the given next offset
     /// (restore from a snapshot); splits not listed start at their earliest offset.
     func resuming(at offsets: [String: Int64]) -> any SourceConnector
+    /// Every split with its retained range as the source holds it now (for a
+    /// restore preview; reads nothing).
+    func ranges() throws -> [SplitRange]
 }
 
 extension SourceConnector {
+    /// A source that cannot tell its ranges: the splits, with nothing known about them.
+    public func ranges() throws -> [SplitRange] {
+        try discoverSplits().map { SplitRange(name: $0, low: nil, high: nil, start: nil) }
+    }
+
     /// A reader of the given splits that also owns every split found later.
     public func openReader(splits: [Int]) throws -> any SourceReader {
         try openReader(splits: splits, owner: .all)
@@ -232,4 +265,7 @@ public protocol TransactionalSinkConnector: SinkConnector {
     /// `node` nil resolves the leftovers of every sink node of the job (a renamed node included).
     func recover(job: String, node: String?, shouldCommit: (PreparedTransaction) -> Bool) throws
         -> (committed: [PreparedTransaction], rolledBack: [PreparedTransaction])
+    /// The prepared transactions of `job` waiting in the sink (every sink node
+    /// of the job), without resolving any: what `recover` would decide on.
+    func prepared(job: String) throws -> [PreparedTransaction]
 }

@@ -1,0 +1,43 @@
+import WeirCore
+
+/// What restoring a snapshot into a job will do, worked out without running
+/// anything: where each node's state goes (`StateMapping`) and, per
+/// topic-partition, where reading resumes against what the broker holds now
+/// (`OffsetDiff`). `weir snapshot diff` prints it, `weir run --from-snapshot`
+/// prints it before it starts, and its refusals are the ones the restore
+/// itself makes.
+public struct RestorePreview: Sendable, Codable {
+    public var snapshot: String
+    public var checkpointID: Int64
+    public var run: String
+    public var mapping: StateMapping
+    public var offsets: OffsetDiff
+    /// Why the restore would be refused (empty: it would go on).
+    public var problems: [String]
+
+    /// Asks every source of `plan` for its splits' ranges (the broker must be
+    /// reachable) and compares them with `restore`.
+    public init(plan: JobPlan, restore: RestorePoint, allowNonRestoredState: Bool, acceptRetentionLoss: Bool) throws {
+        snapshot = restore.snapshotID
+        checkpointID = restore.checkpointID
+        run = restore.run
+        mapping = StateMapping(restore, into: plan)
+        var rows: [OffsetDiff.Row] = []
+        for n in plan.nodes {
+            guard case .source(_, let src, _) = n.kind else { continue }
+            rows += OffsetDiff(node: n.id, snapshot: restore.offsets[n.id], now: try src.ranges()).rows
+        }
+        // Sources the job no longer has: their offsets are dropped with them.
+        for (node, offsets) in restore.offsets where !plan.nodes.contains(where: { $0.id == node }) {
+            rows += OffsetDiff(node: node, snapshot: offsets, now: []).rows
+        }
+        offsets = OffsetDiff(rows: rows)
+        problems = []
+        if let e = mapping.refusal(snapshot: restore.snapshotID, allowNonRestoredState: allowNonRestoredState) {
+            problems.append(e.description)
+        }
+        if let e = offsets.refusal(snapshot: restore.snapshotID, acceptRetentionLoss: acceptRetentionLoss) {
+            problems.append(e.description)
+        }
+    }
+}
