@@ -63,6 +63,16 @@ def diff(tmp_path, text, name, *extra):
     return p.returncode, json.loads(p.stdout)
 
 
+def first_run(tmp_path, names, db, n, seed):
+    """A 2-partition topic with `n` events, run to its end (a drain snapshot). Returns the topic."""
+    t = names["topic"]
+    create_topic(t, 2)
+    create_totals(db)
+    produce_values(t, events(n, seed), 2)
+    run_until_idle(tmp_path, spec([t], names["db"]), "v1.yaml")
+    return t
+
+
 def ends(delivered):
     """partition → next offset, from delivery reports [(partition, offset, value)]."""
     out = {}
@@ -108,11 +118,7 @@ def test_the_diff_of_each_partition_matches_the_broker(tmp_path, names, db):
 
 
 def test_a_changed_aggregate_is_reported_incompatible_and_the_restore_refused(tmp_path, names, db):
-    t = names["topic"]
-    create_topic(t, 2)
-    create_totals(db)
-    produce_values(t, events(300, 6), 2)
-    run_until_idle(tmp_path, spec([t], names["db"]), "v1.yaml")
+    t = first_run(tmp_path, names, db, 300, 6)
     before = reference.mysql_totals(db, "totals")
     changed = spec([t], names["db"], aggregates='cnt: "count()", total: "sum(amount)", top: "max(amount)"')
     code, preview = diff(tmp_path, changed, "v2.yaml")
@@ -126,11 +132,7 @@ def test_a_changed_aggregate_is_reported_incompatible_and_the_restore_refused(tm
 
 
 def test_a_topic_recreated_smaller_is_past_the_end_and_refused(tmp_path, names, db):
-    t = names["topic"]
-    create_topic(t, 2)
-    create_totals(db)
-    produce_values(t, events(400, 7), 2)
-    run_until_idle(tmp_path, spec([t], names["db"]), "v1.yaml")
+    t = first_run(tmp_path, names, db, 400, 7)
     delete_topic(t)
     create_topic(t, 2)
     produce_values(t, events(40, 8), 2)
