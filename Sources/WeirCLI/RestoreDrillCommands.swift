@@ -96,3 +96,118 @@ func prettyJSON<T: Encodable>(_ value: T) throws -> String {
     e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     return String(decoding: try e.encode(value), as: UTF8.self)
 }
+
+// `weir snapshot verify` and `weir snapshot transactions`: prove a snapshot restorable, list in-doubt transactions.
+
+extension SnapshotStore {
+    /// Run ids this store has snapshots of.
+    var knownRuns: Set<String> { Set(list().snapshots.map(\.run)) }
+
+    /// The first snapshot of `run` whose checkpoint covers `epoch` (the snapshot rule of recovery).
+    func covering(run: String, epoch: Int64) -> String? {
+        list().snapshots.filter { $0.run == run && $0.checkpointID >= epoch }.min { $0.checkpointID < $1.checkpointID }?.id
+    }
+}
+
+struct SnapshotVerify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Dry-run a restore: checksums, every node's state decoded, its mapping onto the job, offsets against the broker, the sinks' in-doubt transactions (exit 0 when a restore would go on, 1 otherwise).")
+
+    @OptionGroup var target: RestoreTarget
+    @Flag(help: "As the run would: drop the state of nodes the job no longer has.") var allowNonRestoredState = false
+    @Flag(help: "As the run would: accept records removed by retention as lost.") var acceptRetentionLoss = false
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() throws {
+        let (plan, store, _) = try target.load()
+        let loaded: LoadedSnapshot, restore: RestorePoint
+        do {
+            loaded = try store.load(target.snapshot, verify: true)
+            restore = try loaded.restorePoint()
+        } catch let e as WeirError {
+            if json { print(try prettyJSON(["passed": "false", "problem": "checksums failed: \(e)"])) }
+            else { print("snapshot \(target.snapshot): checksums FAILED: \(e)") }
+            throw ExitCode(1)
+        }
+        let v = RestoreVerification(plan: plan, restore: restore, allowNonRestoredState: allowNonRestoredState,
+                                    acceptRetentionLoss: acceptRetentionLoss, knownRuns: store.knownRuns,
+                                    covering: { store.covering(run: $0, epoch: $1) })
+        if json {
+            print(try prettyJSON(v))
+        } else {
+            var out = ["checksums ok (\(loaded.manifest.state.count) state files, \(byteCount(loaded.manifest.totalBytes)))", ""]
+            out.append("state decoded with the job's operators:")
+            var rows = [["  NODE", "FILES", "SIZE", "DECODE", "RESULT"]]
+            for s in v.state {
+                rows.append(["  " + s.node, String(s.files), byteCount(s.bytes), String(format: "%.1f ms", s.decodeMillis), s.error ?? "ok"])
+            }
+            out += v.state.isEmpty ? ["  (no keyed state)"] : alignedTable(rows, rightAligned: [1, 2, 3])
+            out.append("")
+            if let p = v.preview { out.append(p.text) }
+            out.append("")
+            out += TransactionLedger.text(v.transactions)
+            out.append("")
+            out.append(v.passed ? "verify: PASSED: a restore of \(loaded.manifest.id) would go on"
+                       : "verify: FAILED:\n" + v.problems.map { "  - " + $0 }.joined(separator: "\n"))
+            print(out.joined(separator: "\n"))
+        }
+        if !v.passed { throw ExitCode(1) }
+    }
+}
+
+struct SnapshotTransactions: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transactions",
+        abstract: "List the job's prepared sink transactions (XA RECOVER) with what the next run or restore will do with each: commit when a completed snapshot covers its epoch, roll back otherwise.")
+
+    @Option(help: "The job spec (YAML or JSON).") var spec: String
+    @Option(help: "The job's snapshot directory (default: $WEIR_HOME/state/JOB).") var stateDir: String?
+    @Flag(help: "Resolve them now by that rule, as the next run would (commit or roll back each).") var resolve = false
+    @Flag(help: "Print the ledger as JSON.") var json = false
+
+    func run() throws {
+        let plan: JobPlan
+        do { plan = try compilePlan(spec) } catch { throw CLIError(describeSpecError(error, path: spec)) }
+        let dir = stateDir.map { URL(fileURLWithPath: $0) } ?? defaultStateDir(job: plan.name)
+        let store = FileManager.default.fileExists(atPath: dir.path) ? try? SnapshotStore.openExisting(dir) : nil
+        let ledger: TransactionLedger
+        do {
+            ledger = try TransactionLedger(plan: plan, lineage: nil, knownRuns: store?.knownRuns ?? [],
+                                           covering: { store?.covering(run: $0, epoch: $1) })
+        } catch let e as WeirError {
+            throw CLIError(e.description)
+        }
+        if json { print(try prettyJSON(ledger)) } else { print(TransactionLedger.text(ledger).joined(separator: "\n")) }
+        guard resolve, !ledger.entries.isEmpty else { return }
+        let commit = Set(ledger.entries.filter { $0.decision == "commit" }.map(\.id))
+        for n in plan.nodes {
+            guard case .sink(_, let sink) = n.kind, let tx = sink as? any TransactionalSinkConnector else { continue }
+            do {
+                let (c, r) = try tx.recover(job: plan.name, node: nil, shouldCommit: { commit.contains($0.id) })
+                for t in c { printErr("committed \(t.id)") }
+                for t in r { printErr("rolled back \(t.id)") }
+            } catch let e as WeirError {
+                throw CLIError(e.description)
+            }
+        }
+    }
+}
+
+extension TransactionLedger {
+    /// The ledger as text lines.
+    static func text(_ ledger: TransactionLedger?) -> [String] {
+        guard let ledger else { return ["sink transactions: not listed"] }
+        if ledger.entries.isEmpty { return ["sink transactions: none in doubt"] }
+        var rows = [["  XID", "NODE", "SUBTASK", "RUN", "EPOCH", "COVERED BY", "DECISION"]]
+        for e in ledger.entries {
+            rows.append(["  " + e.id, e.node, String(e.subtask), e.run + (e.runKnown ? "" : " (no snapshot of this run)"),
+                         String(e.epoch), e.snapshot ?? "-", e.decision])
+        }
+        var out = ["sink transactions in doubt (\(ledger.entries.count)):"] + alignedTable(rows, rightAligned: [2, 4])
+        if ledger.entries.contains(where: { !$0.runKnown }) {
+            out.append("  transactions of runs this state directory has no snapshot of are rolled back; to resolve them now: weir snapshot transactions --spec JOB.yaml --resolve")
+        }
+        return out
+    }
+}

@@ -8,8 +8,9 @@ import WeirState
 struct SnapshotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "snapshot",
-        abstract: "List, inspect, delete a job's snapshots; preview a restore of one (diff).",
-        subcommands: [SnapshotList.self, SnapshotInspect.self, SnapshotDelete.self, SnapshotDiff.self])
+        abstract: "List, inspect, delete a job's snapshots; preview (diff) and dry-run (verify) a restore; list in-doubt sink transactions.",
+        subcommands: [SnapshotList.self, SnapshotInspect.self, SnapshotDelete.self, SnapshotDiff.self, SnapshotVerify.self,
+                      SnapshotTransactions.self])
 }
 
 /// Opens a state directory for tools: never creates it, never removes

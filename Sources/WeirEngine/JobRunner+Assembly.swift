@@ -53,6 +53,19 @@ extension JobRunner {
         var layouts: [String: String]
     }
 
+    /// The operator of an aggregate node (nil for other nodes).
+    static func aggregateOperator(_ n: PlannedNode, metrics: JobMetrics, rejections: Rejections?) -> (any StatefulOperator)? {
+        guard case .aggregate(let keys, let window, let aggs) = n.kind else { return nil }
+        if let window {
+            let w = WindowAggregateOperator(keyFields: keys, window: window, aggregates: aggs, outArity: n.schema.count, metrics: metrics)
+            w.overflow.rejections = rejections; w.overflow.schema = n.schema
+            return w
+        }
+        let c = ContinuousAggregateOperator(keyFields: keys, aggregates: aggs, outArity: n.schema.count)
+        c.overflow.rejections = rejections; c.overflow.schema = n.schema
+        return c
+    }
+
     /// Checks sinks, recovers their leftover transactions, discovers splits,
     /// instantiates operators (restoring state) and wires every subtask;
     /// starts nothing. Writers opened before a failure are closed.
@@ -147,18 +160,8 @@ extension JobRunner {
                 case .filter(let c): ops[i][j] = FilterOperator(c)
                 case .select(let cs): ops[i][j] = SelectOperator(cs)
                 case .union: ops[i][j] = UnionOperator()
-                case .aggregate(let keys, let window, let aggs):
-                    let op: any StatefulOperator
-                    if let window {
-                        let w = WindowAggregateOperator(keyFields: keys, window: window, aggregates: aggs,
-                                                        outArity: n.schema.count, metrics: metrics)
-                        w.overflow.rejections = rejections[i]; w.overflow.schema = n.schema
-                        op = w
-                    } else {
-                        let c = ContinuousAggregateOperator(keyFields: keys, aggregates: aggs, outArity: n.schema.count)
-                        c.overflow.rejections = rejections[i]; c.overflow.schema = n.schema
-                        op = c
-                    }
+                case .aggregate:
+                    let op = JobRunner.aggregateOperator(n, metrics: metrics, rejections: rejections[i])!
                     if let files = restore?.state[n.id] {
                         let range = KeyGroups.range(subtask: j, parallelism: p, maxParallelism: plan.maxParallelism)
                         do { try op.restoreState(files, keyGroups: range) } catch {
