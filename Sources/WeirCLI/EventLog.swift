@@ -66,6 +66,8 @@ final class EventLog: Sendable {
             emit("restarting", ["attempt": attempt, "of": of, "error": error])
         case .restoreAdjusted(let node, let dropped, let newPartitions, let newTopics):
             emit("restore_adjusted", ["node": node, "dropped": dropped, "newPartitions": newPartitions, "newTopics": newTopics])
+        case .startupTimes(let state, let positioned, let first):
+            emit("startup_times", ["stateLoadedMs": state, "sourcesPositionedMs": positioned, "firstRecordMs": first.map { $0 as Any } ?? NSNull()])
         case .splitsAdded(let node, let subtask, let splits):
             emit("splits_added", ["node": node, "subtask": subtask, "splits": splits])
         }

@@ -23,6 +23,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "End the run once every assigned partition has been at its end for this many seconds; open windows then fire, a final snapshot is taken and all output is committed before exit.")
     var untilIdle: Double?
 
+    @Option(help: "A bounded run: stop each partition at the offsets of this snapshot (an id in the state directory, 'latest', or a snapshot directory) or of a JSON file ({\"node\": {\"topic/partition\": offset}} or {\"topic/partition\": offset}); partitions not listed are not read. Open windows then fire, a final snapshot is taken and all output is committed, as with --until-idle.")
+    var untilOffsets: String?
+
     @Option(help: "Directory of this job's snapshots (default: $WEIR_HOME/state/JOB, WEIR_HOME defaulting to ~/.weir).")
     var stateDir: String?
 
@@ -80,7 +83,15 @@ struct RunCommand: ParsableCommand {
         do { store = try SnapshotStore(directory: dir, retain: plan.spec.checkpoint.retain, logger: options.logger) } catch {
             throw CLIError("cannot use state directory \(dir.path): \(error)")
         }
-        options.onEvent = { [store] e in eventLog.emit(e, store: store) }
+        let restoring = fromSnapshot != nil
+        options.onEvent = { [store] e in
+            eventLog.emit(e, store: store)
+            if restoring, case .startupTimes(let state, let positioned, let first) = e {
+                printErr(String(format: "[weir] time to restore: state loaded %.0f ms, sources positioned %.0f ms, %@ after the run began",
+                                state, positioned, first.map { String(format: "first record %.0f ms", $0) } ?? "no record to replay"))
+            }
+        }
+        if let untilOffsets { options.stopOffsets = try stopOffsets(untilOffsets, plan: plan, store: store) }
         var restore: RestorePoint?
         if let fromSnapshot {
             if fromSnapshot == "latest" && store.latest() == nil {
@@ -167,6 +178,29 @@ struct RunCommand: ParsableCommand {
 }
 
 extension RunCommand {
+    /// The offsets a bounded run stops at, by source node: from a JSON file, or
+    /// from a snapshot's manifest.
+    func stopOffsets(_ text: String, plan: JobPlan, store: SnapshotStore) throws -> [String: [String: Int64]] {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: text, isDirectory: &isDir), !isDir.boolValue, !text.hasSuffix("manifest.json") {
+            let data = try Data(contentsOf: URL(fileURLWithPath: text))
+            let sources = plan.nodes.filter(\.isSource).map(\.id)
+            if let byNode = try? JSONDecoder().decode([String: [String: Int64]].self, from: data) {
+                if let unknown = byNode.keys.first(where: { !sources.contains($0) }) {
+                    throw CLIError("--until-offsets \(text): '\(unknown)' is not a source of the job (sources: \(sources.joined(separator: ", ")))")
+                }
+                return byNode
+            }
+            guard let flat = try? JSONDecoder().decode([String: Int64].self, from: data) else {
+                throw CLIError("--until-offsets \(text): expected {\"node\": {\"topic/partition\": offset}} or {\"topic/partition\": offset}")
+            }
+            return Dictionary(uniqueKeysWithValues: sources.map { ($0, flat) })
+        }
+        do { return try store.load(text, verify: false).manifest.offsets } catch let e as WeirError {
+            throw CLIError("--until-offsets \(text): neither a JSON file nor a snapshot: \(e)")
+        }
+    }
+
     /// Prints what the restore will do before it starts (and records it in the
     /// events file). Refuses a restore that would skip records removed by
     /// retention, unless the loss is accepted: then those partitions resume at

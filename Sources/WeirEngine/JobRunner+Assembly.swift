@@ -117,6 +117,7 @@ extension JobRunner {
                 } else {
                     splitsBySource[i] = try conn.discoverSplits()
                 }
+                if let stops = options.stopOffsets { conn = try conn.bounded(at: stops[n.id] ?? [:]) }
                 sources[i] = conn
             default: break
             }
@@ -245,6 +246,8 @@ extension JobRunner {
                     #if WEIR_BUG_SWITCHES
                     task.injectedBugs = options.injectedBugs
                     #endif
+                    let readers = plan.nodes.filter(\.isSource).count * p
+                    task.readerOpened = { [self] in noteReaderOpened(of: readers) }
                     graph.sources.append(task)
                 }
             } else if let chans = inbox[i] {

@@ -11,6 +11,10 @@ public struct RunOptions: Sendable {
     /// End the run once every split has been at its end for this long (the
     /// input is then complete: every open window fires and sinks commit).
     public var untilIdleMillis: Int64?
+    /// A bounded run: source node id → split → the offset each split stops
+    /// before (splits not listed are not read). Once every split is there the
+    /// input is complete, as with `untilIdleMillis` 0.
+    public var stopOffsets: [String: [String: Int64]]?
     /// Batches each subtask inbox holds before producers block.
     public var channelCapacity = 8
     /// Messages a source asks its reader for per poll (the batch size).
@@ -70,11 +74,35 @@ public final class JobRunner: Sendable {
     private let state = Mutex(State())
     let stopFlag = Atomic<Bool>(false)
     private let sawFirstRecord = Atomic<Bool>(false)
+    /// When the run started, its state was loaded, and each source reader opened (uptime nanoseconds).
+    private let startup = Mutex<(started: UInt64, stateLoaded: UInt64, readersOpen: Int, positioned: UInt64)>((0, 0, 0, 0))
 
-    /// Reports `.firstRecord` once per run.
+    /// Reports `.firstRecord` and the run's startup times once per run.
     func noteFirstRecord() {
         if !sawFirstRecord.load(ordering: .relaxed), sawFirstRecord.exchange(true, ordering: .relaxed) == false {
             options.onEvent(.firstRecord)
+            reportStartup(firstRecord: DispatchTime.now().uptimeNanoseconds)
+        }
+    }
+
+    /// A run that ends without a first record still reports how it started.
+    func noteEndWithoutRecords() {
+        if sawFirstRecord.exchange(true, ordering: .relaxed) == false { reportStartup(firstRecord: nil) }
+    }
+
+    private func reportStartup(firstRecord: UInt64?) {
+        let s = startup.withLock { $0 }
+        func ms(_ t: UInt64) -> Double { t >= s.started ? Double(t - s.started) / 1e6 : 0 }
+        options.onEvent(.startupTimes(stateLoadedMillis: ms(s.stateLoaded), sourcesPositionedMillis: ms(max(s.positioned, s.stateLoaded)),
+                                      firstRecordMillis: firstRecord.map(ms)))
+    }
+
+    /// A source reader is open and positioned; the last one marks the sources positioned.
+    func noteReaderOpened(of total: Int) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        startup.withLock { s in
+            s.readersOpen += 1
+            if s.readersOpen == total { s.positioned = now }
         }
     }
 
@@ -147,6 +175,7 @@ public final class JobRunner: Sendable {
 
     /// Runs the job on the calling thread until it finishes, stops, is cancelled or fails.
     public func run() throws -> RunOutcome {
+        startup.withLock { $0.started = DispatchTime.now().uptimeNanoseconds }
         var made: CheckpointCoordinator?
         let graph = try assemble { shape in
             let config = checkpointing ?? CheckpointConfig(storage: NoStorage(), intervalMillis: nil, timeoutMillis: 60_000,
@@ -154,12 +183,13 @@ public final class JobRunner: Sendable {
             let c = CheckpointCoordinator(settings: config, job: shape.plan.name, run: runID, nodes: shape.plan.nodes.map(\.id),
                                           parallelism: shape.plan.parallelism, maxParallelism: shape.plan.maxParallelism,
                                           layouts: shape.layouts, tasks: shape.tasks, sourceTasks: shape.sourceTasks,
-                                          untilIdleMillis: options.untilIdleMillis, metrics: metrics, logger: options.logger,
+                                          untilIdleMillis: options.stopOffsets != nil ? 0 : options.untilIdleMillis, metrics: metrics, logger: options.logger,
                                           onEvent: options.onEvent, activity: { [metrics] in metrics.activity })
             made = c
             return c
         }
         let coord = made!
+        startup.withLock { $0.stateLoaded = DispatchTime.now().uptimeNanoseconds }
         state.withLock { $0.channels = graph.channels; $0.coordinator = coord }
         var cleanShutdown = false
         defer {
@@ -198,6 +228,7 @@ public final class JobRunner: Sendable {
         group.wait()
         coord.stop()
         coordDone.wait()
+        noteEndWithoutRecords()
         let final = state.withLock { ($0.error, $0.cancelled) }
         if let e = final.0 {
             // The stop snapshot completed before the failure (typically a sink's final

@@ -6,6 +6,10 @@ public enum RunEvent: Sendable {
     case running(run: String, restoredFrom: String?)
     /// The first record of the run reached the operators (after any restore).
     case firstRecord
+    /// How long the run took, from its start, to load its state, to have every
+    /// source positioned (readers open, offsets sought) and to its first record
+    /// (nil: it ended without one). Sent at the first record, or at the end.
+    case startupTimes(stateLoadedMillis: Double, sourcesPositionedMillis: Double, firstRecordMillis: Double?)
     /// A snapshot completed.
     case snapshot(id: String, kind: BarrierKind, checkpointID: Int64, bytes: Int, durationMillis: Double)
     /// A snapshot failed or was aborted; the run goes on.

@@ -22,6 +22,8 @@ final class SourceTask: @unchecked Sendable {
     let coordinator: any CheckpointCoordination
     let stop: @Sendable () -> Bool
     let firstRecord: @Sendable () -> Void
+    /// Called once the reader is open (its partitions assigned and positioned).
+    var readerOpened: @Sendable () -> Void = {}
     #if WEIR_BUG_SWITCHES
     var injectedBugs: InjectedBugs = []
     #endif
@@ -57,6 +59,7 @@ final class SourceTask: @unchecked Sendable {
     func run() throws {
         let reader = try connector.openReader(splits: splitIndices, owner: owner)
         defer { reader.close() }
+        readerOpened()
         var loop = SourceLoop(task: self, reader: reader, coordination: coordinator,
                               clock: { DispatchTime.now().uptimeNanoseconds })
         while !stop() {

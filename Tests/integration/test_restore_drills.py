@@ -280,3 +280,67 @@ def test_the_ledger_lists_a_killed_runs_prepared_transactions_with_the_snapshot_
     assert not ours(xa_recover(db))
     want = reference.totals_reference([json.loads(v) for v in reference.read_topic(BOOTSTRAP, t)])
     assert reference.mysql_totals(db, "totals") == want
+
+
+def w2_job(t, db):
+    return f"""name: drill-w2
+parallelism: 2
+checkpoint: {{ interval: 300ms }}
+nodes:
+  - id: events
+    kafka: {{ bootstrap: "{BOOTSTRAP}", topic: {t}, schema: {{ user_id: int, amount: int, ts: int }} }}
+  - id: big
+    inputs: [events]
+    filter: "amount > 50"
+  - id: out
+    inputs: [big]
+    mysql: {{ url: "{mysql_url(db)}", table: w2, mode: append }}
+"""
+
+
+def drill(tmp_path, text, *extra):
+    path = tmp_path / "drill.yaml"
+    path.write_text(text)
+    p = weir("drill", str(path), "--state-dir", str(tmp_path / "state"), "--json", *extra, check=False)
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+    return p.returncode, json.loads(p.stdout)
+
+
+def test_a_drill_passes_on_a_healthy_job_and_stops_where_the_broker_ended(tmp_path, names, db):
+    t = names["topic"]
+    create_topic(t, 2)
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE w2 (user_id BIGINT, amount BIGINT, ts BIGINT)")
+    delivered = produce_values(t, events(3_000, 20), 2)
+    code, report = drill(tmp_path, w2_job(t, names["db"]), "--run-for", "1")
+    assert code == 0 and report["problems"] == [], report["problems"]
+    assert report["bound"] == {"events": {f"{t}/{p}": end for p, end in ends(delivered).items()}}
+    [table] = report["tables"]
+    want = sum(1 for v in delivered if json.loads(v[2])["amount"] > 50)
+    assert table["rowsLive"] == table["rowsShadow"] == want and table["onlyLive"] == table["onlyShadow"] == []
+    assert report["startup"]["stateLoadedMillis"] >= 0 and "sourcesPositionedMillis" in report["startup"]
+    assert report["verification"]["preview"]["mapping"]["nodes"], report["verification"]
+
+
+def test_a_drill_reports_exactly_the_rows_tampered_with_between_the_stop_and_the_check(tmp_path, names, db):
+    t = names["topic"]
+    create_topic(t, 2)
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE w2 (user_id BIGINT, amount BIGINT, ts BIGINT)")
+    produce_values(t, events(2_000, 21), 2)
+    path = tmp_path / "drill.yaml"
+    path.write_text(w2_job(t, names["db"]))
+    weir("run", str(path), "--state-dir", str(tmp_path / "state"), "--until-idle", "1", "--plain")
+    produce_values(t, events(500, 22), 2)   # the restore replays these
+    with db.cursor() as cur:
+        cur.execute("SELECT user_id, amount, ts FROM w2 ORDER BY ts, user_id, amount LIMIT 2")
+        changed, deleted = [[str(x) for x in row] for row in cur.fetchall()]
+        cur.execute("UPDATE w2 SET amount = amount + 1000 WHERE user_id = %s AND amount = %s AND ts = %s LIMIT 1", changed)
+        cur.execute("DELETE FROM w2 WHERE user_id = %s AND amount = %s AND ts = %s LIMIT 1", deleted)
+    code, report = drill(tmp_path, w2_job(t, names["db"]), "--snapshot", "latest")
+    assert code == 1, report
+    [table] = report["tables"]
+    assert table["columns"] == ["user_id", "amount", "ts"]
+    assert table["onlyLive"] == [[changed[0], str(int(changed[1]) + 1000), changed[2]]], table
+    assert sorted(table["onlyShadow"]) == sorted([changed, deleted]), table
+    assert table["rowsShadow"] == table["rowsLive"] + 1

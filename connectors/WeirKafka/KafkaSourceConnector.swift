@@ -42,9 +42,12 @@ public struct KafkaSourceConnector: SourceConnector {
     /// earliest by the subtask `SplitOwner` names.
     public let partitionDiscoveryMillis: Int64
     public static let defaultPartitionDiscoveryMillis: Int64 = 10_000
+    /// A bounded run: `topic/partition` → the offset reading stops before;
+    /// partitions not listed are not read, and none are discovered (nil: unbounded).
+    public private(set) var stopOffsets: [String: Int64]?
     /// Where readers log the broker's transient errors (rate-limited).
     public var logger: Logger
-    private let cache = SplitCache()
+    private var cache = SplitCache()
 
     public init(bootstrap: String, topics: [String], startOffsets: KafkaStartOffsets = .earliest,
                 properties: [String: String] = [:], restored: [String: Int64]? = nil,
@@ -62,9 +65,22 @@ public struct KafkaSourceConnector: SourceConnector {
     /// Restore: every listed `topic/partition` starts at its snapshot offset;
     /// see `restored` for partitions and topics the snapshot does not list.
     public func resuming(at offsets: [String: Int64]) -> any SourceConnector {
-        KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: startOffsets, properties: properties,
-                             restored: offsets, partitionDiscoveryMillis: partitionDiscoveryMillis, logger: logger)
+        var c = KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: startOffsets, properties: properties,
+                                     restored: offsets, partitionDiscoveryMillis: partitionDiscoveryMillis, logger: logger)
+        c.stopOffsets = stopOffsets
+        return c
     }
+
+    /// The same source, stopping each partition before the given offset (a
+    /// bounded run); it keeps this one's split list.
+    public func bounded(at offsets: [String: Int64]) throws -> any SourceConnector {
+        var c = self
+        c.stopOffsets = offsets
+        return c
+    }
+
+    /// Where reading of a partition stops (nil: never).
+    func stopOffset(_ split: String) -> Int64? { stopOffsets.map { $0[split] ?? 0 } }
 
     var sortedProperties: [(String, String)] { properties.sorted { $0.key < $1.key } }
 

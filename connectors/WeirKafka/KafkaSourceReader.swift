@@ -30,6 +30,8 @@ final class KafkaSourceReader: SourceReader {
     private var floorOffset: [Int64]   // messages below this are skipped (end resolved for `latest`)
     private var nextOffset: [Int64]    // offset of the next message to deliver, -1 while unknown
     private var startChecked: [Bool]   // explicit start offset checked against the watermarks
+    private var stopOffset: [Int64]    // a bounded run stops before this offset (Int64.max: never)
+    private var paused: [Bool]         // stopped: no longer fetched
     private var uncheckedStarts: Int
 
     private var buffer: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
@@ -56,7 +58,7 @@ final class KafkaSourceReader: SourceReader {
         splitNames = splits.map(\.name)
         knownSplits = Set(allSplits)
         self.owner = owner
-        discoveryInterval = c.partitionDiscoveryMillis > 0 ? .milliseconds(c.partitionDiscoveryMillis) : nil
+        discoveryInterval = c.partitionDiscoveryMillis > 0 && c.stopOffsets == nil ? .milliseconds(c.partitionDiscoveryMillis) : nil
         topicCheckInterval = min(.seconds(2), discoveryInterval ?? .seconds(2))
         let settings = baseKafkaSettings(bootstrap: c.bootstrap) + [
             ("group.id", "weir"),                  // needed for the consumer queue; never joined or committed
@@ -101,6 +103,8 @@ final class KafkaSourceReader: SourceReader {
         nextOffset = startOffset.map { $0 >= 0 ? $0 : -1 }
         startChecked = startOffset.map { $0 < 0 }
         uncheckedStarts = startChecked.filter { !$0 }.count
+        stopOffset = splits.map { c.stopOffset($0.name) ?? Int64.max }
+        paused = splits.map { _ in false }
 
         bufferCapacity = 4096
         buffer = .allocate(capacity: bufferCapacity)
@@ -234,6 +238,8 @@ final class KafkaSourceReader: SourceReader {
             floorOffset.append(0)
             nextOffset.append(-1)
             startChecked.append(true)
+            stopOffset.append(Int64.max)
+            paused.append(false)
             names.append(name)
         }
         return names
@@ -304,6 +310,7 @@ final class KafkaSourceReader: SourceReader {
             let s = splitIndex(msg.rkt, msg.partition)
             if msg.err == RD_KAFKA_RESP_ERR_NO_ERROR {
                 guard s >= 0, msg.offset >= floorOffset[s] else { continue }
+                if msg.offset >= stopOffset[s] { stopFetching(s); continue }
                 nextOffset[s] = msg.offset + 1
                 // A message without a value (a tombstone) is delivered empty: it is not a JSON
                 // object, so the source counts it and applies the bad-record policy.
@@ -311,7 +318,7 @@ final class KafkaSourceReader: SourceReader {
                 delivered += 1
             } else if msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
                 // The fetcher reached the end: everything before `offset` has been delivered.
-                if s >= 0 && msg.offset > nextOffset[s] { nextOffset[s] = msg.offset }
+                if s >= 0 && msg.offset > nextOffset[s] { nextOffset[s] = min(msg.offset, stopOffset[s]) }
             } else if failure == nil {
                 failure = classify(m, split: s)
             }
@@ -351,11 +358,24 @@ final class KafkaSourceReader: SourceReader {
         }
     }
 
+    /// A bounded run reached split `s`'s stop offset: everything before it was delivered.
+    private func stopFetching(_ s: Int) {
+        nextOffset[s] = max(nextOffset[s], stopOffset[s])
+        guard !paused[s] else { return }
+        paused[s] = true
+        let list = rd_kafka_topic_partition_list_new(1)!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, topicNames[splitTopic[s]], splitPartition[s])
+        _ = rd_kafka_pause_partitions(handle.rk, list)
+    }
+
     func progress() -> [SplitProgress] {
         var out: [SplitProgress] = []
         out.reserveCapacity(splitNames.count)
         for s in splitNames.indices {
-            let (lo, hi) = closed ? (kOffsetInvalid, kOffsetInvalid) : watermarks(s)
+            var (lo, hi) = closed ? (kOffsetInvalid, kOffsetInvalid) : watermarks(s)
+            // A bounded split ends at its stop offset (reached or not yet produced).
+            if stopOffset[s] != Int64.max { hi = stopOffset[s]; if nextOffset[s] >= 0 && nextOffset[s] >= hi { stopFetching(s) } }
             var next = nextOffset[s]
             if !startChecked[s] && hi >= 0 && next > hi { next = -1 }   // poll will report it out of range
             if next < 0 && startOffset[s] == kOffsetBeginning {

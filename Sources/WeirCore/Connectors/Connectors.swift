@@ -123,9 +123,19 @@ public protocol SourceConnector: Sendable {
     /// Every split with its retained range as the source holds it now (for a
     /// restore preview; reads nothing).
     func ranges() throws -> [SplitRange]
+    /// The same source, reading each split only up to the given offset
+    /// (exclusive) and then reporting it at its end: a bounded run. Splits not
+    /// listed are not read at all.
+    func bounded(at offsets: [String: Int64]) throws -> any SourceConnector
 }
 
 extension SourceConnector {
+    /// A source that cannot stop at offsets.
+    public func bounded(at offsets: [String: Int64]) throws -> any SourceConnector {
+        throw WeirError(.invalidSpec, subject: "source \(type(of: self))", "cannot be bounded at offsets",
+                        suggestion: "run it with --until-idle instead")
+    }
+
     /// A source that cannot tell its ranges: the splits, with nothing known about them.
     public func ranges() throws -> [SplitRange] {
         try discoverSplits().map { SplitRange(name: $0, low: nil, high: nil, start: nil) }
