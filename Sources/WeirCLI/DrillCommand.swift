@@ -127,12 +127,14 @@ struct DrillCommand: ParsableCommand {
             tables.append(TableComparison(table: p.live.tableSubject, live: try p.live.allRows(), shadow: try p.shadow.allRows()))
         }
         let problems = tables.filter { !$0.identical }.map {
-            "\($0.table) differs from its shadow: \($0.onlyLive.count) rows only in the table, \($0.onlyShadow.count) only in the shadow"
+            "\($0.table) differs from its shadow: \(rows($0.onlyLive.count)) only in the table, \(rows($0.onlyShadow.count)) only in the shadow"
         }
         return DrillReport(job: plan.name, snapshot: snapshotID, verification: verification, bound: bound,
                            startup: startup.withLock { $0 }, tables: tables, problems: problems)
     }
 }
+
+private func rows(_ n: Int) -> String { n == 1 ? "1 row" : "\(n) rows" }
 
 /// A run on its own thread, so that the drill can stop it.
 final class DrillRun: @unchecked Sendable {
