@@ -19,7 +19,7 @@ struct JobCommand: ParsableCommand {
         snapshot). run/stop/savepoint return at once with an operation; --wait follows it to the end.
         """,
         subcommands: [JobCreate.self, JobDraft.self, JobPublish.self, JobRun.self, JobStop.self,
-                      JobSavepoint.self, JobStatus.self, JobList.self, JobVersions.self,
+                      JobSavepoint.self, JobStatus.self, JobList.self, JobVersions.self, JobDiff.self,
                       JobSnapshots.self, JobOps.self, JobOperation.self, JobLogs.self, JobDelete.self])
 }
 
@@ -152,7 +152,15 @@ struct JobPublish: ParsableCommand {
             let version = (o["version"] as? [String: Any]) ?? [:]
             let op = o["operation"] as? [String: Any]
             if global.json && !(wait && op != nil) { writeOut(r.body); return }
-            if !global.json { print("published \(name) version \(cell(version["version"]))") }
+            if !global.json {
+                print("published \(name) version \(cell(version["version"]))")
+                // Where the previous version's state goes: only what is not simply restored.
+                let nodes = ((o["stateMapping"] as? [String: Any])?["nodes"] as? [[String: Any]]) ?? []
+                for n in nodes where cell(n["outcome"]) != "restored" {
+                    let detail = isNull(n["was"]) ? cell(n["reason"]) : "was \(cell(n["was"])), now \(cell(n["now"]))"
+                    print("  state of \(cell(n["node"])) from the previous version: \(cell(n["outcome"])) (\(detail))")
+                }
+            }
             guard let op else { return }
             if !wait {
                 print("\(cell(op["type"])) requested: operation \(cell(op["id"])) is \(cell(op["status"]))")
@@ -332,6 +340,42 @@ struct JobVersions: ParsableCommand {
             }
             print(alignedTable(rows, rightAligned: [1]).joined(separator: "\n"))
         }
+    }
+}
+
+struct JobDiff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "Show where each node's state goes between two versions: restored, new (starts empty), dropped (needs allowNonRestoredState) or incompatible (refused, with both layouts); exit 1 when a restore would be refused.")
+
+    @Argument(help: "The job name.") var name: String
+    @Argument(help: "The version a snapshot was taken by.") var from: Int
+    @Argument(help: "The version that would restore it.") var to: Int
+    @OptionGroup var global: JobGlobalOptions
+
+    func run() throws {
+        var refused = false
+        try reportingJobFailures(json: global.json) {
+            let r = try global.client().call("GET", jobPath(name, "/diff?from=\(from)&to=\(to)"))
+            let mapping = r.object["mapping"] as? [String: Any] ?? [:]
+            let nodes = mapping["nodes"] as? [[String: Any]] ?? []
+            let regrouped = mapping["maxParallelismChange"] as? [String: Any]
+            refused = regrouped != nil || nodes.contains { ["incompatible", "dropped"].contains(cell($0["outcome"])) }
+            if global.json { writeOut(r.body); return }
+            print("\(name): version \(from) → version \(to)")
+            var rows = [["  NODE", "OUTCOME", "DETAIL"]]
+            for n in nodes {
+                let detail = isNull(n["was"]) ? (isNull(n["reason"]) ? "" : cell(n["reason"])) : "was \(cell(n["was"])), now \(cell(n["now"]))"
+                rows.append(["  " + cell(n["node"]), cell(n["outcome"]), detail])
+            }
+            print(alignedTable(rows).joined(separator: "\n"))
+            if let g = regrouped {
+                print("  maxParallelism: \(cell(g["from"])) → \(cell(g["to"])): keyed state cannot be restored")
+            }
+            print(refused ? "a snapshot of version \(from) cannot be restored by version \(to) without dropping or refusing state"
+                  : "a snapshot of version \(from) restores into version \(to)")
+        }
+        if refused { throw ExitCode(1) }
     }
 }
 

@@ -6,14 +6,37 @@ import WeirState
 
 // `weir snapshot diff`: see what a restore will do before doing it.
 
-/// The job and snapshot a restore-preview command works on (a local job spec).
+/// The job and snapshot a restore-preview command works on: a local job spec
+/// and state directory, or a job of a `weir server` (`--job`).
 struct RestoreTarget: ParsableArguments {
-    @Argument(help: "A snapshot id (chk-17, sav-18, stop-19), `latest`, or the path of a snapshot directory.") var snapshot: String
-    @Option(help: "The job spec (YAML or JSON) the snapshot would be restored into.") var spec: String
+    @Argument(help: "A snapshot id (chk-17, sav-18, stop-19), `latest`, or (with --spec) the path of a snapshot directory.") var snapshot: String
+    @Option(help: "The job spec (YAML or JSON) the snapshot would be restored into.") var spec: String?
     @Option(help: "The job's snapshot directory (default: $WEIR_HOME/state/JOB).") var stateDir: String?
+    @Option(help: "Instead of --spec: a job of the weir server (its latest version, or --version).") var job: String?
+    @Option(help: "With --job: the published version to restore into (default: the latest).") var version: Int?
+    @Option(help: "With --job: the server (default: $WEIR_SERVER, else http://127.0.0.1:8080).") var server: String?
+
+    func validate() throws {
+        if (spec == nil) == (job == nil) { throw ValidationError("give either --spec JOB.yaml or --job NAME") }
+    }
+
+    /// With --job: the server's report at `/api/v1/jobs/NAME/snapshots/ID/<report>`.
+    func fetch(_ report: String, query: [String] = []) throws -> Data? {
+        guard let job else { return nil }
+        var global = JobGlobalOptions()
+        global.server = server
+        let q = (version.map { ["version=\($0)"] } ?? []) + query
+        var data = Data()
+        try reportingJobFailures {
+            data = try global.client().call("GET", jobPath(job, "/snapshots/\(seg(snapshot))/\(report)")
+                                                + (q.isEmpty ? "" : "?" + q.joined(separator: "&"))).body
+        }
+        return data
+    }
 
     /// The compiled spec, its store, and the snapshot as a restore point.
     func load(verify: Bool = false) throws -> (JobPlan, SnapshotStore, LoadedSnapshot) {
+        guard let spec else { throw CLIError("--spec is needed here") }
         let plan: JobPlan
         do { plan = try compilePlan(spec) } catch { throw CLIError(describeSpecError(error, path: spec)) }
         let dir = stateDir.map { URL(fileURLWithPath: $0) } ?? defaultStateDir(job: plan.name)
@@ -37,6 +60,12 @@ struct SnapshotDiff: ParsableCommand {
     @Flag(help: "Print the preview as JSON.") var json = false
 
     func run() throws {
+        if let data = try target.fetch("diff", query: allowNonRestoredState ? ["allowNonRestoredState=true"] : []) {
+            let preview = try JSONDecoder().decode(RestorePreview.self, from: data)
+            print(json ? String(decoding: data, as: UTF8.self) : preview.text)
+            if !preview.problems.isEmpty { throw ExitCode(1) }
+            return
+        }
         let (plan, _, loaded) = try target.load()
         let preview: RestorePreview
         do {
@@ -120,6 +149,14 @@ struct SnapshotVerify: ParsableCommand {
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() throws {
+        if let data = try target.fetch("verify") {
+            let passed = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["passed"] as? Bool ?? false
+            if json { print(String(decoding: data, as: UTF8.self)) }
+            else if let v = try? JSONDecoder().decode(RestoreVerification.self, from: data) { print(v.text(snapshot: target.snapshot)) }
+            else { print("snapshot \(target.snapshot): " + String(decoding: data, as: UTF8.self)) }
+            if !passed { throw ExitCode(1) }
+            return
+        }
         let (plan, store, _) = try target.load()
         let loaded: LoadedSnapshot, restore: RestorePoint
         do {
@@ -136,23 +173,30 @@ struct SnapshotVerify: ParsableCommand {
         if json {
             print(try prettyJSON(v))
         } else {
-            var out = ["checksums ok (\(loaded.manifest.state.count) state files, \(byteCount(loaded.manifest.totalBytes)))", ""]
-            out.append("state decoded with the job's operators:")
-            var rows = [["  NODE", "FILES", "SIZE", "DECODE", "RESULT"]]
-            for s in v.state {
-                rows.append(["  " + s.node, String(s.files), byteCount(s.bytes), String(format: "%.1f ms", s.decodeMillis), s.error ?? "ok"])
-            }
-            out += v.state.isEmpty ? ["  (no keyed state)"] : alignedTable(rows, rightAligned: [1, 2, 3])
-            out.append("")
-            if let p = v.preview { out.append(p.text) }
-            out.append("")
-            out += TransactionLedger.text(v.transactions)
-            out.append("")
-            out.append(v.passed ? "verify: PASSED: a restore of \(loaded.manifest.id) would go on"
-                       : "verify: FAILED:\n" + v.problems.map { "  - " + $0 }.joined(separator: "\n"))
-            print(out.joined(separator: "\n"))
+            print("checksums ok (\(loaded.manifest.state.count) state files, \(byteCount(loaded.manifest.totalBytes)))\n")
+            print(v.text(snapshot: loaded.manifest.id))
         }
         if !v.passed { throw ExitCode(1) }
+    }
+}
+
+extension RestoreVerification {
+    /// The report as text (after the checksums line).
+    func text(snapshot: String) -> String {
+        var out = ["state decoded with the job's operators:"]
+        var rows = [["  NODE", "FILES", "SIZE", "DECODE", "RESULT"]]
+        for s in state {
+            rows.append(["  " + s.node, String(s.files), byteCount(s.bytes), String(format: "%.1f ms", s.decodeMillis), s.error ?? "ok"])
+        }
+        out += state.isEmpty ? ["  (no keyed state)"] : alignedTable(rows, rightAligned: [1, 2, 3])
+        out.append("")
+        if let p = preview { out.append(p.text) }
+        out.append("")
+        out += TransactionLedger.text(transactions)
+        out.append("")
+        out.append(passed ? "verify: PASSED: a restore of \(snapshot) would go on"
+                   : "verify: FAILED:\n" + problems.map { "  - " + $0 }.joined(separator: "\n"))
+        return out.joined(separator: "\n")
     }
 }
 
@@ -161,12 +205,29 @@ struct SnapshotTransactions: ParsableCommand {
         commandName: "transactions",
         abstract: "List the job's prepared sink transactions (XA RECOVER) with what the next run or restore will do with each: commit when a completed snapshot covers its epoch, roll back otherwise.")
 
-    @Option(help: "The job spec (YAML or JSON).") var spec: String
+    @Option(help: "The job spec (YAML or JSON).") var spec: String?
     @Option(help: "The job's snapshot directory (default: $WEIR_HOME/state/JOB).") var stateDir: String?
-    @Flag(help: "Resolve them now by that rule, as the next run would (commit or roll back each).") var resolve = false
+    @Option(help: "Instead of --spec: a job of the weir server (its latest version).") var job: String?
+    @Option(help: "With --job: the server (default: $WEIR_SERVER, else http://127.0.0.1:8080).") var server: String?
+    @Flag(help: "Resolve them now by that rule, as the next run would (commit or roll back each; with --spec only).") var resolve = false
     @Flag(help: "Print the ledger as JSON.") var json = false
 
+    func validate() throws {
+        if (spec == nil) == (job == nil) { throw ValidationError("give either --spec JOB.yaml or --job NAME") }
+        if resolve && job != nil { throw ValidationError("--resolve works on a local job (--spec); a server's job resolves them when it next runs") }
+    }
+
     func run() throws {
+        if let job {
+            var global = JobGlobalOptions()
+            global.server = server
+            var data = Data()
+            try reportingJobFailures { data = try global.client().call("GET", jobPath(job, "/transactions")).body }
+            print(json ? String(decoding: data, as: UTF8.self)
+                  : TransactionLedger.text(try JSONDecoder().decode(TransactionLedger.self, from: data)).joined(separator: "\n"))
+            return
+        }
+        guard let spec else { return }
         let plan: JobPlan
         do { plan = try compilePlan(spec) } catch { throw CLIError(describeSpecError(error, path: spec)) }
         let dir = stateDir.map { URL(fileURLWithPath: $0) } ?? defaultStateDir(job: plan.name)

@@ -73,6 +73,7 @@ struct ServerCommand: ParsableCommand {
                                           snapshotOf: try JobPlan.compile(previous, connectors: connectorKinds),
                                           allowNonRestoredState: allow)
         }
+        settings.drills = ServerCommand.drillHooks
         do {
             let settings = settings
             try runBlocking { try await ControlServer.run(host: host, port: port, token: bearer, settings: settings) }
@@ -118,4 +119,45 @@ private func runBlocking(_ body: @escaping @Sendable () async throws -> Void) th
     }
     done.wait()
     if let error = outcome.error.withLock({ $0 }) { throw error }
+}
+
+extension ServerCommand {
+    /// The restore drills the control plane offers, with this binary's connectors.
+    static let drillHooks = DrillHooks(
+        mapping: { previous, next in
+            try jsonValue(StateMapping(from: try JobPlan.compile(previous, connectors: connectorKinds),
+                                       to: try JobPlan.compile(next, connectors: connectorKinds)))
+        },
+        preview: { spec, snapshot, allow in
+            let plan = try JobPlan.compile(spec, connectors: connectorKinds)
+            let restore = try LoadedSnapshot(directory: snapshot).restorePoint()
+            return try jsonValue(try RestorePreview(plan: plan, restore: restore, allowNonRestoredState: allow, acceptRetentionLoss: false))
+        },
+        verify: { spec, snapshot, stateDir in
+            let plan = try JobPlan.compile(spec, connectors: connectorKinds)
+            let store = try SnapshotStore.openExisting(stateDir)
+            let restore: RestorePoint
+            do { restore = try LoadedSnapshot(directory: snapshot).restorePoint() } catch let e as WeirError {
+                return .object(["passed": .bool(false), "problems": .array([.string("checksums failed: \(e)")])])
+            }
+            let v = RestoreVerification(plan: plan, restore: restore, allowNonRestoredState: false, acceptRetentionLoss: false,
+                                        knownRuns: store.knownRuns, covering: { store.covering(run: $0, epoch: $1) })
+            guard case .object(var o) = try jsonValue(v) else { return try jsonValue(v) }
+            o["passed"] = .bool(v.passed)
+            return .object(o)
+        },
+        transactions: { spec, stateDir in
+            let plan = try JobPlan.compile(spec, connectors: connectorKinds)
+            let store = try? SnapshotStore.openExisting(stateDir)
+            return try jsonValue(try TransactionLedger(plan: plan, lineage: nil, knownRuns: store?.knownRuns ?? [],
+                                                       covering: { store?.covering(run: $0, epoch: $1) }))
+        })
+}
+
+/// An Encodable value as the control plane's JSON.
+func jsonValue<T: Encodable>(_ value: T) throws -> JSONValue {
+    guard let v = JSONValue.parse(try JSONEncoder().encode(value)) else {
+        throw WeirError(.internalError, subject: "\(T.self)", "did not encode as JSON")
+    }
+    return v
 }

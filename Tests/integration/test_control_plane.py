@@ -464,6 +464,48 @@ def test_changes_around_a_running_job_become_its_warning_with_the_codes_suggesti
     assert "⚠" in server.cli("status", job).stdout
 
 
+def test_restore_drills_through_the_server_report_an_incompatible_version_before_anything_runs(tmp_path, server, names, db, job):
+    """Publish returns where each node's state goes; `weir job diff` and the snapshot's diff
+    through the server report a changed aggregate as incompatible (exit 1) while the
+    snapshot's offsets match what was produced; verify and the ledger work by job name."""
+    topic = names["topic"]
+    running_job(tmp_path, server, names, db, job, 4_000, "v1", restart_attempts=0)
+    wait_exact(db, topic, 4_000)
+    server.cli("stop", job, "--snapshot", "--wait")
+    produce(topic, 4_000, 1_000)
+
+    changed = job_spec(job, topic, names["db"], restart_attempts=0).replace(
+        'aggregate: { cnt: "count()", total: "sum(amount)" }', 'aggregate: { cnt: "count()", total: "sum(amount)", top: "max(amount)" }')
+    server.cli("draft", job, "--file", spec_file(tmp_path, changed, "v2.yaml"))
+    published = server.api("POST", f"/api/v1/jobs/{job}/versions", {"description": "adds max(amount)"})
+    assert published.status == 201, published
+    mapping = {n["node"]: n for n in published.json["stateMapping"]["nodes"]}
+    assert mapping["per-user"]["outcome"] == "incompatible" and "top:max" in mapping["per-user"]["now"], mapping
+    assert mapping["events"]["outcome"] == "restored"
+
+    p = server.cli("diff", job, "1", "2", check=False)
+    assert p.returncode == 1 and "incompatible" in p.stdout and "top:max" in p.stdout, p.stdout + p.stderr
+    assert server.cli("diff", job, "1", "1").returncode == 0
+
+    def snapshot_cli(*args):
+        e = dict(os.environ, WEIR_TOKEN=server.token or "")
+        return subprocess.run([WEIR, "snapshot", *args, "--job", job, "--server", server.url], capture_output=True, text=True,
+                              timeout=120, env=e)
+    p = snapshot_cli("diff", "latest", "--json")
+    assert p.returncode == 1, p.stdout + p.stderr
+    preview = json.loads(p.stdout)
+    assert any("state layout changed" in x for x in preview["problems"]), preview["problems"]
+    assert sum(r["replay"] for r in preview["offsets"]["rows"]) == 1_000, preview["offsets"]
+    assert sum(r["snapshotOffset"] for r in preview["offsets"]["rows"]) == 4_000
+    assert server.job(job)["status"] == "stopped", "nothing was started"
+    p = snapshot_cli("diff", "latest", "--version", "1")
+    assert p.returncode == 0 and "the restore would go on" in p.stdout, p.stdout + p.stderr
+    p = snapshot_cli("verify", "latest", "--version", "1")
+    assert p.returncode == 0 and "verify: PASSED" in p.stdout, p.stdout + p.stderr
+    p = snapshot_cli("transactions")
+    assert p.returncode == 0 and "none in doubt" in p.stdout, p.stdout + p.stderr
+
+
 def test_killed_run_falls_back_to_stopped_with_a_warning(tmp_path, server, names, db, job):
     topic = names["topic"]
     running_job(tmp_path, server, names, db, job, 5_000, "no restarts", restart_attempts=0)

@@ -97,6 +97,22 @@ struct APIResponder: HTTPResponder {
             }
         case 3 where rest[0] == "jobs":
             return try await jobResource(request, method: method, job: rest[1], resource: rest[2])
+        case 5 where rest[0] == "jobs" && rest[2] == "snapshots" && (rest[4] == "diff" || rest[4] == "verify"):
+            try allow(method, .get)
+            let hooks = try drillHooks()
+            let q = request.uri.queryParameters
+            let version = try q["version"].map { v -> Int in
+                guard let n = Int(v), n >= 1 else { throw APIError.invalidRequest("version must be a positive integer") }
+                return n
+            }
+            let spec = try await plane.versionSpec(rest[1], version).spec
+            let dir = try await plane.snapshotDirectory(rest[1], rest[3])
+            let stateDir = plane.stateDir(rest[1])
+            let allow = q["allowNonRestoredState"] == "true"
+            let report = rest[4] == "diff"
+                ? try await offloaded { try hooks.preview(spec, dir, allow) }
+                : try await offloaded { try hooks.verify(spec, dir, stateDir) }
+            return APIResponder.json(200, report)
         default:
             throw APIError.notFound("no such endpoint: \(path)", suggestion: "see /openapi.json")
         }
@@ -152,6 +168,19 @@ struct APIResponder: HTTPResponder {
         case "snapshots":
             try allow(method, .get)
             return APIResponder.json(200, try await plane.snapshots(job))
+        case "diff":
+            try allow(method, .get)
+            let q = request.uri.queryParameters
+            guard let from = q["from"].flatMap({ Int($0) }), let to = q["to"].flatMap({ Int($0) }) else {
+                throw APIError.invalidRequest("give the versions to compare: ?from=V1&to=V2")
+            }
+            return APIResponder.json(200, try await plane.versionDiff(job, from: from, to: to))
+        case "transactions":
+            try allow(method, .get)
+            let hooks = try drillHooks()
+            let spec = try await plane.versionSpec(job, nil).spec
+            let dir = plane.stateDir(job)
+            return APIResponder.json(200, try await offloaded { try hooks.transactions(spec, dir) })
         case "operations":
             try allow(method, .get)
             return APIResponder.json(200, try await plane.operations(job))
@@ -176,6 +205,11 @@ struct APIResponder: HTTPResponder {
     }
 
     // MARK: Helpers
+
+    private func drillHooks() throws -> DrillHooks {
+        guard let hooks = plane.settings.drills else { throw APIError.internalError("this server offers no restore drills") }
+        return hooks
+    }
 
     private func authorize(_ request: Request) throws {
         guard let token else { return }

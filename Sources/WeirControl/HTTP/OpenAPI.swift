@@ -740,6 +740,220 @@ enum OpenAPI {
      }
     }
    }
+  },
+  "/api/v1/jobs/{name}/diff": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
+   "get": {
+    "summary": "Where each node's state goes when a snapshot of version `from` is restored by version `to`",
+    "operationId": "diffVersions",
+    "parameters": [
+     {
+      "name": "from",
+      "in": "query",
+      "required": true,
+      "schema": {
+       "type": "integer",
+       "minimum": 1
+      }
+     },
+     {
+      "name": "to",
+      "in": "query",
+      "required": true,
+      "schema": {
+       "type": "integer",
+       "minimum": 1
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "The mapping",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "from",
+          "to",
+          "mapping"
+         ],
+         "properties": {
+          "from": {
+           "type": "integer"
+          },
+          "to": {
+           "type": "integer"
+          },
+          "mapping": {
+           "$ref": "#/components/schemas/StateMapping"
+          }
+         }
+        }
+       }
+      }
+     },
+     "404": {
+      "$ref": "#/components/responses/NoSuchJob"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "500": {
+      "$ref": "#/components/responses/InternalError"
+     }
+    }
+   }
+  },
+  "/api/v1/jobs/{name}/snapshots/{id}/diff": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    },
+    {
+     "name": "id",
+     "in": "path",
+     "required": true,
+     "description": "A snapshot id (chk-17, sav-18, stop-19) or `latest`.",
+     "schema": {
+      "type": "string"
+     }
+    }
+   ],
+   "get": {
+    "summary": "Preview a restore of the snapshot into a version: per topic-partition the snapshot's offset against the broker's range now, and per node where its state goes",
+    "operationId": "previewRestore",
+    "parameters": [
+     {
+      "name": "version",
+      "in": "query",
+      "required": false,
+      "description": "The published version to restore into (default: the latest).",
+      "schema": {
+       "type": "integer",
+       "minimum": 1
+      }
+     },
+     {
+      "name": "allowNonRestoredState",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "boolean"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "The preview; `problems` lists why the restore would be refused (empty: it would go on)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/RestorePreview"
+        }
+       }
+      }
+     },
+     "404": {
+      "$ref": "#/components/responses/NoSuchJob"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "500": {
+      "$ref": "#/components/responses/InternalError"
+     }
+    }
+   }
+  },
+  "/api/v1/jobs/{name}/snapshots/{id}/verify": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    },
+    {
+     "name": "id",
+     "in": "path",
+     "required": true,
+     "description": "A snapshot id (chk-17, sav-18, stop-19) or `latest`.",
+     "schema": {
+      "type": "string"
+     }
+    }
+   ],
+   "get": {
+    "summary": "Dry-run a restore of the snapshot: checksums, all state decoded, mapping, offsets against the broker, in-doubt sink transactions",
+    "operationId": "verifySnapshot",
+    "parameters": [
+     {
+      "name": "version",
+      "in": "query",
+      "required": false,
+      "description": "The published version to restore into (default: the latest).",
+      "schema": {
+       "type": "integer",
+       "minimum": 1
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "The report; `passed` is the outcome",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/RestoreVerification"
+        }
+       }
+      }
+     },
+     "404": {
+      "$ref": "#/components/responses/NoSuchJob"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "500": {
+      "$ref": "#/components/responses/InternalError"
+     }
+    }
+   }
+  },
+  "/api/v1/jobs/{name}/transactions": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
+   "get": {
+    "summary": "The job's prepared sink transactions (XA RECOVER) with what its next run or restore does with each",
+    "operationId": "listTransactions",
+    "responses": {
+     "200": {
+      "description": "The ledger",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/TransactionLedger"
+        }
+       }
+      }
+     },
+     "404": {
+      "$ref": "#/components/responses/NoSuchJob"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "500": {
+      "$ref": "#/components/responses/InternalError"
+     }
+    }
+   }
   }
  },
  "components": {
@@ -1126,6 +1340,15 @@ enum OpenAPI {
       "$ref": "#/components/schemas/Operation",
       "description": "The publish_and_run operation; null for a plain publish.",
       "nullable": true
+     },
+     "stateMapping": {
+      "allOf": [
+       {
+        "$ref": "#/components/schemas/StateMapping"
+       }
+      ],
+      "nullable": true,
+      "description": "Where the state of the previous version goes in this one (null for the first version)."
      }
     }
    },
@@ -1155,6 +1378,259 @@ enum OpenAPI {
       "type": "boolean",
       "default": false,
       "description": "true: stop with a snapshot (SIGTERM); false: cancel, output stays committed up to the last completed checkpoint."
+     }
+    }
+   },
+   "StateMapping": {
+    "type": "object",
+    "required": [
+     "nodes"
+    ],
+    "properties": {
+     "nodes": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "node",
+        "outcome"
+       ],
+       "properties": {
+        "node": {
+         "type": "string"
+        },
+        "outcome": {
+         "type": "string",
+         "enum": [
+          "restored",
+          "new",
+          "dropped",
+          "incompatible"
+         ]
+        },
+        "reason": {
+         "type": "string"
+        },
+        "was": {
+         "type": "string"
+        },
+        "now": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "maxParallelismChange": {
+      "type": "object",
+      "properties": {
+       "from": {
+        "type": "integer"
+       },
+       "to": {
+        "type": "integer"
+       }
+      }
+     }
+    },
+    "description": "Per node id: restored, new (starts empty), dropped (needs allowNonRestoredState) or incompatible (refused, with both state layouts); a maxParallelism change under keyed state is refused."
+   },
+   "OffsetRow": {
+    "type": "object",
+    "required": [
+     "node",
+     "split",
+     "lost",
+     "action"
+    ],
+    "properties": {
+     "node": {
+      "type": "string"
+     },
+     "split": {
+      "type": "string",
+      "description": "topic/partition"
+     },
+     "snapshotOffset": {
+      "type": "integer"
+     },
+     "low": {
+      "type": "integer"
+     },
+     "high": {
+      "type": "integer"
+     },
+     "startsAt": {
+      "type": "integer"
+     },
+     "replay": {
+      "type": "integer"
+     },
+     "lost": {
+      "type": "integer"
+     },
+     "action": {
+      "type": "string",
+      "enum": [
+       "resume",
+       "new_partition",
+       "new_topic",
+       "dropped",
+       "retention_loss",
+       "past_end"
+      ]
+     }
+    }
+   },
+   "RestorePreview": {
+    "type": "object",
+    "required": [
+     "snapshot",
+     "checkpointID",
+     "run",
+     "mapping",
+     "offsets",
+     "problems"
+    ],
+    "properties": {
+     "snapshot": {
+      "type": "string"
+     },
+     "checkpointID": {
+      "type": "integer"
+     },
+     "run": {
+      "type": "string"
+     },
+     "mapping": {
+      "$ref": "#/components/schemas/StateMapping"
+     },
+     "offsets": {
+      "type": "object",
+      "required": [
+       "rows"
+      ],
+      "properties": {
+       "rows": {
+        "type": "array",
+        "items": {
+         "$ref": "#/components/schemas/OffsetRow"
+        }
+       }
+      }
+     },
+     "problems": {
+      "type": "array",
+      "items": {
+       "type": "string"
+      }
+     }
+    }
+   },
+   "LedgerEntry": {
+    "type": "object",
+    "required": [
+     "id",
+     "node",
+     "run",
+     "subtask",
+     "epoch",
+     "decision",
+     "runKnown"
+    ],
+    "properties": {
+     "id": {
+      "type": "string"
+     },
+     "node": {
+      "type": "string"
+     },
+     "run": {
+      "type": "string"
+     },
+     "subtask": {
+      "type": "integer"
+     },
+     "epoch": {
+      "type": "integer"
+     },
+     "decision": {
+      "type": "string",
+      "enum": [
+       "commit",
+       "roll back"
+      ]
+     },
+     "snapshot": {
+      "type": "string",
+      "description": "The snapshot whose checkpoint covers the epoch."
+     },
+     "runKnown": {
+      "type": "boolean",
+      "description": "False: the state directory has no snapshot of this run."
+     }
+    }
+   },
+   "TransactionLedger": {
+    "type": "object",
+    "required": [
+     "entries"
+    ],
+    "properties": {
+     "entries": {
+      "type": "array",
+      "items": {
+       "$ref": "#/components/schemas/LedgerEntry"
+      }
+     }
+    }
+   },
+   "RestoreVerification": {
+    "type": "object",
+    "required": [
+     "passed",
+     "problems"
+    ],
+    "properties": {
+     "passed": {
+      "type": "boolean"
+     },
+     "problems": {
+      "type": "array",
+      "items": {
+       "type": "string"
+      }
+     },
+     "preview": {
+      "$ref": "#/components/schemas/RestorePreview"
+     },
+     "state": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "properties": {
+        "node": {
+         "type": "string"
+        },
+        "files": {
+         "type": "integer"
+        },
+        "bytes": {
+         "type": "integer"
+        },
+        "decodeMillis": {
+         "type": "number"
+        },
+        "error": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "transactions": {
+      "$ref": "#/components/schemas/TransactionLedger"
+     },
+     "decodeBytesPerSecond": {
+      "type": "number"
      }
     }
    }

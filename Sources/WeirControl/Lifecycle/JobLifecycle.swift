@@ -22,6 +22,8 @@ public struct ControlSettings: Sendable {
     /// the second (allowing dropped state or not); throws why not. Used by
     /// publish-and-run before it stops anything.
     public var checkRestore: @Sendable (_ previous: String, _ next: String, _ allowNonRestoredState: Bool) throws -> Void = { _, _, _ in }
+    /// Restore previews, dry runs and the transaction ledger (nil: not offered).
+    public var drills: DrillHooks?
 
     public init(home: URL, weirBinary: String, validate: @escaping @Sendable (String) throws -> String,
                 logger: Logger) {
@@ -169,6 +171,8 @@ actor JobLifecycle {
 
     func publish(_ name: String, description: String?, run: PublishRunRequest?) throws -> JSONValue {
         let j = try requireJob(name)
+        // Where each node's state goes from the latest version to this one.
+        let mappingFromPrevious = publishMapping(name, draft: j.draft)
         let type: OperationType = run == nil ? .publish : .publishAndRun
         var published: (version: VersionRow, description: String)?
         for action in try machine(name).requestReceived(.publish(description: description, run: run)).actions() {
@@ -191,7 +195,8 @@ actor JobLifecycle {
             context.result = .object(["version": .int(Int64(v.number))])
         }
         let recorded = try execute(machine(name).versionPublished(v.number, description: published.description, run: run), job: name, context)
-        return .object(["version": Views.version(v), "operation": view(ofRecorded: recorded)])
+        return .object(["version": Views.version(v), "operation": view(ofRecorded: recorded),
+                        "stateMapping": mappingFromPrevious ?? .null])
     }
 
     /// Validates the draft (and, for `restoreCheck`, that it can restore a
