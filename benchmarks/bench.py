@@ -18,6 +18,7 @@ import argparse
 import datetime
 import glob
 import json
+import statistics
 import os
 import platform
 import shutil
@@ -714,6 +715,16 @@ def state_bench(a):
         # 5. More input, then restores from the stop snapshot.
         log(f"producing {a.extra:,} more events, then restoring from {res['stop']['id']}")
         produce(a.events, a.extra)
+        # What the restore preview predicts from the decode rate measured when the snapshot was taken.
+        pv = subprocess.run([a.weir, "snapshot", "diff", res["stop"]["id"], "--spec", a.spec, "--state-dir", sd, "--json"],
+                            capture_output=True, text=True)
+        try:
+            res["predicted"] = json.loads(pv.stdout).get("predicted")
+        except ValueError:
+            res["predicted"] = None
+        if res["predicted"]:
+            log(f"predicted: state loaded in {res['predicted']['stateLoadedMillis']:.0f} ms, "
+                f"first record in {res['predicted']['firstRecordMillis']:.0f} ms")
         n = 0
         while sum(not r["noisy"] for r in res["restores"]) < a.repeat and n < a.repeat + (3 if a.quiet else 0):
             n += 1
@@ -738,6 +749,8 @@ def state_bench(a):
                    "runningToFirstRecordMs": round((_ts(fr["time"]) - _ts(ev["running"]["time"])) * 1000),
                    "startingToFirstRecordMs": round((_ts(fr["time"]) - _ts(ev["starting"]["time"])) * 1000),
                    "restoredFrom": ev["running"].get("restoredFrom"), "exit": rc,
+                   "stateLoadedMs": (ev.get("startup_times") or {}).get("stateLoadedMs"),
+                   "runToFirstRecordMs": (ev.get("startup_times") or {}).get("firstRecordMs"),
                    "recordsIn": stats.get("recordsIn"), "quietWaitSeconds": waited, "load": load, "noisy": load["noisy"]}
             res["restores"].append(rec)
             save()
@@ -1016,6 +1029,21 @@ def _report_state(run_dir):
                 warn.append(f"- restore {i}: other processes used {r['load']['otherCpuSeconds']:.2f} CPU-s "
                             f"during {r['load']['wallSeconds']:.2f} s")
         lines.append("")
+        pr = st.get("predicted")
+        if pr:
+            measured = [r for r in ([r for r in rs if not r["noisy"]] or rs) if r.get("runToFirstRecordMs")]
+            if measured:
+                m_state = statistics.median(r["stateLoadedMs"] for r in measured)
+                m_first = statistics.median(r["runToFirstRecordMs"] for r in measured)
+                lines += [f"Time to restore, predicted by `weir snapshot diff` from {_mb(pr['stateBytes'])} of keyed state and the "
+                          f"decode rate measured when the snapshot was taken ({_mb(pr['decodeBytesPerSecond'])}/s), against the "
+                          "median measured by the restored runs (`startup_times`, from the start of the run):", "",
+                          "| | predicted | measured | predicted / measured |", "|---|---:|---:|---:|",
+                          f"| state loaded | {_ms(pr['stateLoadedMillis'])} | {_ms(m_state)} | {pr['stateLoadedMillis'] / m_state:.0%} |",
+                          f"| first record | {_ms(pr['firstRecordMillis'])} | {_ms(m_first)} | {pr['firstRecordMillis'] / m_first:.0%} |", ""]
+                within = 0.5 <= pr["firstRecordMillis"] / m_first <= 1.5
+                checks.append(f"Predicted time to the first record within ±50% of the measured one: "
+                              f"{pr['firstRecordMillis'] / m_first:.0%} — {'met' if within else 'NOT met'}")
         if st.get("restorePeakRssMB"):
             lines += [f"Peak RSS of the restored runs: {st['restorePeakRssMB']:.0f} MB.", ""]
         good = [r for r in rs if not r["noisy"]] or rs

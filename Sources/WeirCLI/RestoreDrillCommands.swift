@@ -103,6 +103,11 @@ extension RestorePreview {
             out.append("  maxParallelism: the snapshot's keyed state has \(m.from) key groups, the job says \(m.to)")
         }
         out.append("")
+        if let p = predicted {
+            out.append(String(format: "time to restore (predicted): %@ of keyed state at %@/s (measured when the snapshot was taken): state loaded in ~%.0f ms, first record in ~%.0f ms",
+                              byteCount(p.stateBytes), byteCount(Int64(p.decodeBytesPerSecond)), p.stateLoadedMillis, p.firstRecordMillis))
+            out.append("")
+        }
         out.append(problems.isEmpty ? "the restore would go on"
                    : "the restore would be REFUSED:\n" + problems.map { "  - " + $0 }.joined(separator: "\n"))
         return out.joined(separator: "\n")

@@ -53,6 +53,13 @@ final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
     let completedID = Atomic<Int64>(-1)
     let metrics: JobMetrics
 
+    /// Decodes a sample of a snapshot's keyed state and returns bytes per
+    /// second (set by the runner, which knows the operators).
+    var decodeProbe: (@Sendable ([StateBlob]) -> Double?)?
+    // Touched only by the coordinator's own thread (in `persist`).
+    private var measuredRate: Double?
+    private var rateMeasuredAtBytes = 0
+
     init(settings: CheckpointConfig, job: String, run: String, nodes: [String], parallelism: Int, maxParallelism: Int,
          layouts: [String: String], tasks: Set<TaskID>, sourceTasks: Set<TaskID>, untilIdleMillis: Int64?, metrics: JobMetrics,
          logger: Logger, onEvent: @escaping @Sendable (RunEvent) -> Void = { _ in },
@@ -207,12 +214,28 @@ final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
         if outcomes.count > 1_024 { outcomes = outcomes.filter { $0.key > id - 256 } }
     }
 
+    /// The run's decode rate: measured (by `decodeProbe`) on the first snapshot
+    /// with enough keyed state to tell, again when the state grew fourfold, and
+    /// on every stop, savepoint and drain; the last measurement otherwise.
+    private func measureDecodeRate(_ kind: BarrierKind, _ blobs: [StateBlob]) -> Double? {
+        guard let probe = decodeProbe else { return nil }
+        let keyed = blobs.filter { layouts[$0.node] != nil }.reduce(0) { $0 + $1.bytes.count }
+        let grown = keyed >= max(256 << 10, rateMeasuredAtBytes * 4)
+        if keyed > 0 && (kind != .checkpoint || grown || measuredRate == nil && keyed >= 256 << 10),
+           let rate = probe(blobs) {
+            measuredRate = rate
+            rateMeasuredAtBytes = keyed
+        }
+        return measuredRate
+    }
+
     /// Encodes state and persists the checkpoint.
     private func persist(_ b: Barrier, _ acks: [TaskID: TaskAck], started: UInt64) -> Result<String, any Error> {
         let t0 = CheckpointCoordinator.now()
-        let c = CompletedCheckpoint(b, acks: acks, job: job, run: runID, nodes: nodes, parallelism: parallelism,
+        var c = CompletedCheckpoint(b, acks: acks, job: job, run: runID, nodes: nodes, parallelism: parallelism,
                                     maxParallelism: maxParallelism, layouts: layouts)
         let blobs = c.state
+        c.decodeBytesPerSecond = measureDecodeRate(b.kind, blobs)
         do {
             let id = try settings.storage.persist(c, retain: settings.retain)
             let ms = Double(CheckpointCoordinator.now() &- started) / 1e6

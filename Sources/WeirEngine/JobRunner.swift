@@ -189,6 +189,8 @@ public final class JobRunner: Sendable {
             return c
         }
         let coord = made!
+        let probePlan = graph.plan
+        coord.decodeProbe = { blobs in RestoreVerification.decodeRate(plan: probePlan, blobs: blobs) }
         startup.withLock { $0.stateLoaded = DispatchTime.now().uptimeNanoseconds }
         state.withLock { $0.channels = graph.channels; $0.coordinator = coord }
         var cleanShutdown = false

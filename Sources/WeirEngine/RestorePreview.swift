@@ -14,6 +14,20 @@ public struct RestorePreview: Sendable, Codable {
     public var offsets: OffsetDiff
     /// Why the restore would be refused (empty: it would go on).
     public var problems: [String]
+    /// How long the restore should take, from the snapshot's keyed state and
+    /// the decode rate measured when it was taken (nil: not measured).
+    public var predicted: PredictedRestore?
+
+    /// A restore's predicted time to its state and to its first record.
+    public struct PredictedRestore: Sendable, Codable {
+        public var stateBytes: Int64
+        public var decodeBytesPerSecond: Double
+        public var stateLoadedMillis: Double
+        /// The state, plus an allowance for opening the sources and the first fetch.
+        public var firstRecordMillis: Double
+        /// That allowance: readers opened, partitions assigned and sought, a first fetch answered.
+        public static let sourcesMillis: Double = 100
+    }
 
     /// Asks every source of `plan` for its splits' ranges (the broker must be
     /// reachable) and compares them with `restore`.
@@ -33,6 +47,12 @@ public struct RestorePreview: Sendable, Codable {
         }
         offsets = OffsetDiff(rows: rows)
         problems = []
+        if let rate = restore.decodeBytesPerSecond, rate > 0 {
+            let bytes = restore.keyedStateBytes
+            let load = Double(bytes) / rate * 1000
+            predicted = PredictedRestore(stateBytes: bytes, decodeBytesPerSecond: rate, stateLoadedMillis: load,
+                                         firstRecordMillis: load + PredictedRestore.sourcesMillis)
+        }
         if let e = mapping.refusal(snapshot: restore.snapshotID, allowNonRestoredState: allowNonRestoredState) {
             problems.append(e.description)
         }

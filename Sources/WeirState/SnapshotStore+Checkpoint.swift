@@ -18,8 +18,9 @@ extension SnapshotStore: CheckpointStorage {
         }
         let w = try begin(kind: kind, checkpointID: c.id)
         for b in c.state { try w.addState(node: b.node, subtask: b.subtask, keyGroups: b.keyGroups, bytes: b.bytes) }
-        let manifest = SnapshotManifest(job: c.job, version: version, run: c.run, parallelism: c.parallelism, maxParallelism: c.maxParallelism,
+        var manifest = SnapshotManifest(job: c.job, version: version, run: c.run, parallelism: c.parallelism, maxParallelism: c.maxParallelism,
                                         nodes: c.nodes, offsets: c.offsets, sinkTransactions: c.sinkTransactions, layouts: c.layouts)
+        manifest.decodeBytesPerSecond = c.decodeBytesPerSecond
         return try w.commit(manifest, retain: retain).id
     }
 
@@ -38,9 +39,11 @@ extension LoadedSnapshot {
     public func restorePoint() throws -> RestorePoint {
         var state: [String: [[UInt8]]] = [:]
         for f in manifest.state { state[f.node, default: []].append(try read(f)) }
-        return RestorePoint(snapshotID: manifest.id, checkpointID: manifest.checkpointID, run: manifest.run,
-                            nodes: manifest.nodes, offsets: manifest.offsets, state: state, layouts: manifest.layouts,
-                            maxParallelism: manifest.maxParallelism)
+        var r = RestorePoint(snapshotID: manifest.id, checkpointID: manifest.checkpointID, run: manifest.run,
+                             nodes: manifest.nodes, offsets: manifest.offsets, state: state, layouts: manifest.layouts,
+                             maxParallelism: manifest.maxParallelism)
+        r.decodeBytesPerSecond = manifest.decodeBytesPerSecond
+        return r
     }
 }
 

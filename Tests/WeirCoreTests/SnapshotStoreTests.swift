@@ -141,6 +141,27 @@ final class SnapshotStoreTests: XCTestCase {
         XCTAssertEqual(written.splitCount, 3)
     }
 
+    func testTheDecodeRateMeasuredAtTheSnapshotReachesTheRestoreAndItsPrediction() throws {
+        let store = try SnapshotStore(directory: storeDir, retain: 3)
+        var c = CompletedCheckpoint(id: 7, kind: .stop, job: "user-spend", run: "run-a", nodes: ["s", "agg"], parallelism: 1,
+                                    maxParallelism: 8, offsets: ["s": ["t/0": 5]],
+                                    state: [StateBlob(node: "agg", subtask: 0, bytes: blob(3, 4_000_000), keyGroups: 0...7),
+                                            StateBlob(node: "s", subtask: 0, bytes: blob(4, 1_000), keyGroups: nil)],
+                                    sinkTransactions: [:], layouts: ["agg": "keys=k;window=continuous;aggs=n:count"])
+        c.decodeBytesPerSecond = 2_000_000
+        let id = try store.persist(c, retain: 3)
+        let loaded = try store.load(id)
+        XCTAssertEqual(loaded.manifest.decodeBytesPerSecond, 2_000_000)
+        let r = try loaded.restorePoint()
+        XCTAssertEqual(r.decodeBytesPerSecond, 2_000_000)
+        XCTAssertEqual(r.keyedStateBytes, 4_000_000, "only the aggregate's state is keyed")
+        // A manifest of an older Weir has no rate: nothing is predicted.
+        var old = c
+        old.id = 8
+        old.decodeBytesPerSecond = nil
+        XCTAssertNil(try store.load(try store.persist(old, retain: 3)).manifest.decodeBytesPerSecond)
+    }
+
     func testOneShotWriteAndStreamingWriter() throws {
         let store = try SnapshotStore(directory: storeDir)
         var m = manifest(.savepoint, 4)

@@ -193,7 +193,9 @@ public struct KafkaSourceConnector: SourceConnector {
     /// ListOffsets(earliest). Reads no records.
     public func ranges() throws -> [SplitRange] {
         let splits = try discoverSplits()
-        let probe = KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: .latest, properties: properties,
+        // An empty fetch at the end is answered at once, not after the reader's 500 ms wait.
+        let probe = KafkaSourceConnector(bootstrap: bootstrap, topics: topics, startOffsets: .latest,
+                                         properties: properties.merging(["fetch.wait.max.ms": "10"]) { _, new in new },
                                          partitionDiscoveryMillis: 0, logger: logger)
         let owned = splits.map { name -> (topic: String, partition: Int32, name: String) in
             let (t, p) = splitKey(name)

@@ -45,6 +45,9 @@ public struct CompletedCheckpoint: Sendable {
     public var sinkTransactions: [String: [Int: String]]
     /// Node id → fingerprint of its state layout (restores check it).
     public var layouts: [String: String]
+    /// How fast this run decodes its keyed state (bytes per second), measured
+    /// on a sample when a snapshot is taken: what a restore's time is predicted from.
+    public var decodeBytesPerSecond: Double?
 
     public init(id: Int64, kind: BarrierKind, job: String, run: String, nodes: [String], parallelism: Int, maxParallelism: Int,
                 offsets: [String: [String: Int64]], state: [StateBlob], sinkTransactions: [String: [Int: String]],
@@ -75,6 +78,13 @@ public struct RestorePoint: Sendable {
     public var layouts: [String: String]
     /// Key groups of the snapshot's keyed state (nil: unknown, not checked).
     public var maxParallelism: Int?
+    /// The decode rate measured when the snapshot was taken (nil: not measured).
+    public var decodeBytesPerSecond: Double?
+
+    /// Bytes of keyed state (aggregates: the nodes with a layout).
+    public var keyedStateBytes: Int64 {
+        Int64(state.filter { layouts[$0.key] != nil }.values.reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } })
+    }
 
     public init(snapshotID: String, checkpointID: Int64, run: String, nodes: [String],
                 offsets: [String: [String: Int64]], state: [String: [[UInt8]]], layouts: [String: String],

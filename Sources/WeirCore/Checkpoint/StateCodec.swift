@@ -172,6 +172,20 @@ public enum KeyedStateFile {
     }
 
     /// Decodes the header and the entries of the key groups in `keyGroups`.
+    /// Bytes of the sections of `keyGroups` in a state file (0 when it is not one).
+    public static func sectionBytes(_ bytes: [UInt8], keyGroups: ClosedRange<Int>) -> Int {
+        var r = StateReader(bytes)
+        guard (try? r.u32()) == magic, let hlen = try? r.u32(), (try? r.skip(Int(hlen))) != nil,
+              let sections = try? r.u32() else { return 0 }
+        var total = 0
+        for _ in 0..<sections {
+            guard let kg = try? r.u32(), let len = try? r.u32() else { break }
+            if keyGroups.contains(Int(kg)) { total += Int(len) }
+            guard (try? r.skip(Int(len))) != nil else { break }
+        }
+        return total
+    }
+
     public static func read(_ bytes: [UInt8], keyGroups: ClosedRange<Int>,
                             header: (inout StateReader) throws -> Void,
                             entry: (inout StateReader) throws -> Void) throws {
