@@ -18,11 +18,11 @@ import argparse
 import datetime
 import glob
 import json
-import statistics
 import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
