@@ -159,3 +159,57 @@ def test_console_page_logic_drives_a_real_server(tmp_path, server, names, db, jo
     assert j["warning"] is None, j
     kinds = [s["kind"] for s in server.ok("GET", f"/api/v1/jobs/{job}/snapshots").json]
     assert "stop" in kinds, kinds
+
+
+def test_console_restore_drill_views_render_the_servers_reports(tmp_path, server, names, db, job):
+    """The publish dialog's state mapping (draft against the latest version), the run dialog's
+    restore preview, the snapshots tab's verify report and the transactions tab, rendered
+    from what the live server answers."""
+    ui = ConsoleScript(tmp_path, server.api("GET", "/").text)
+    create_tables(db)
+    topic = names["topic"]
+    produce(topic, 0, 2_000)
+    spec = job_spec(job, topic, names["db"], restart_attempts=0)
+    server.cli("create", job, "--file", spec_file(tmp_path, spec, "j.yaml"))
+    server.ok("POST", f"/api/v1/jobs/{job}/versions", ui.call("publishRequest", {"description": "v1", "run": True,
+                                                                                   "stopCurrent": False}))
+    server.wait_status(job, "running")
+    wait_until(lambda: server.ok("GET", f"/api/v1/jobs/{job}/snapshots").json, 60, "a checkpoint")
+    server.wait_op(server.ok("POST", f"/api/v1/jobs/{job}/stop", {"snapshot": True}).json["id"])
+    j = server.wait_status(job, "stopped")
+    assert 'id="publish-mapping"' in ui.call("publishFormHTML", j, spec)
+    assert 'id="restore-preview"' in ui.call("runFormHTML", j, [], [])
+
+    # The draft changes an aggregate: the publish dialog shows it refused, before anything is published.
+    changed = spec.replace('aggregate: { cnt: "count()", total: "sum(amount)" }',
+                           'aggregate: { cnt: "count()", total: "sum(amount)", top: "max(amount)" }')
+    server.ok("PUT", f"/api/v1/jobs/{job}/draft", {"spec": changed})
+    diff = server.ok("GET", f"/api/v1/jobs/{job}/diff?from=latest&to=draft").json
+    assert diff["to"] == "draft" and diff["from"] == 1
+    table = ui.call("mappingHTML", diff["mapping"])
+    assert re.search(r'per-user</td><td class="refused">incompatible', table) and "top:max" in table, table
+    assert server.job(job)["latestVersion"] == 1, "nothing was published"
+
+    # The run dialog's preview of the stop snapshot into v1: every partition resumes where it stopped.
+    preview = server.ok("GET", f"/api/v1/jobs/{job}/snapshots/latest/diff?version=1").json
+    text = ui.call("previewHTML", preview)
+    for r in preview["offsets"]["rows"]:
+        assert f">{r['split']}</td><td>{r['snapshotOffset']}</td>" in text, text
+    assert "0 records to replay" in text and "The restore would go on." in text
+    assert sum(r["snapshotOffset"] for r in preview["offsets"]["rows"]) == 2_000
+
+    # The snapshots tab's buttons, and the verify report they open.
+    snaps = server.ok("GET", f"/api/v1/jobs/{job}/snapshots").json
+    assert f'data-drill="verify" data-snapshot="{snaps[0]["id"]}"' in ui.call("snapshotsHTML", snaps)
+    report = server.ok("GET", f"/api/v1/jobs/{job}/snapshots/{snaps[0]['id']}/verify?version=1").json
+    assert report["passed"] is True
+    text = ui.call("verifyHTML", report)
+    assert "Verify passed" in text and "per-user" in text and "No sink transaction" in text, text
+
+    # The transactions tab.
+    ledger = server.ok("GET", f"/api/v1/jobs/{job}/transactions").json
+    assert ledger == {"entries": []}
+    assert "No sink transaction of this job is in doubt" in ui.call("ledgerHTML", ledger)
+    fake = {"entries": [{"id": "weir|j|r1|out|0|7", "node": "out", "run": "r1", "subtask": 0, "epoch": 7,
+                         "decision": "roll back", "runKnown": False}]}
+    assert "(no snapshot of this run)" in ui.call("ledgerHTML", fake) and "roll back" in ui.call("ledgerHTML", fake)

@@ -171,8 +171,9 @@ struct APIResponder: HTTPResponder {
         case "diff":
             try allow(method, .get)
             let q = request.uri.queryParameters
-            guard let from = q["from"].flatMap({ Int($0) }), let to = q["to"].flatMap({ Int($0) }) else {
-                throw APIError.invalidRequest("give the versions to compare: ?from=V1&to=V2")
+            let from = q["from"].flatMap { Int($0) }, to = q["to"].flatMap { Int($0) }
+            guard from != nil || q["from"] == nil || q["from"] == "latest", to != nil || q["to"] == "draft" else {
+                throw APIError.invalidRequest("give the versions to compare: ?from=V1&to=V2 (from: a version or latest; to: a version or draft)")
             }
             return APIResponder.json(200, try await plane.versionDiff(job, from: from, to: to))
         case "transactions":

@@ -754,19 +754,19 @@ enum OpenAPI {
      {
       "name": "from",
       "in": "query",
-      "required": true,
+      "required": false,
+      "description": "A version, or `latest` (the default).",
       "schema": {
-       "type": "integer",
-       "minimum": 1
+       "type": "string"
       }
      },
      {
       "name": "to",
       "in": "query",
       "required": true,
+      "description": "A version, or `draft`: what publishing the draft would do.",
       "schema": {
-       "type": "integer",
-       "minimum": 1
+       "type": "string"
       }
      }
     ],
@@ -787,7 +787,17 @@ enum OpenAPI {
            "type": "integer"
           },
           "to": {
-           "type": "integer"
+           "oneOf": [
+            {
+             "type": "integer"
+            },
+            {
+             "type": "string",
+             "enum": [
+              "draft"
+             ]
+            }
+           ]
           },
           "mapping": {
            "$ref": "#/components/schemas/StateMapping"

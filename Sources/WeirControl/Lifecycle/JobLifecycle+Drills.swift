@@ -49,11 +49,18 @@ extension JobLifecycle {
         return stateDir(job).appendingPathComponent(m.id, isDirectory: true)
     }
 
-    /// The state mapping between two versions of a job.
-    func versionDiff(_ job: String, from: Int, to: Int) throws -> JSONValue {
+    /// The state mapping between two versions of a job: `from` nil is the
+    /// latest version, `to` nil the draft (what publishing it would do).
+    func versionDiff(_ job: String, from: Int?, to: Int?) throws -> JSONValue {
         guard let hooks = settings.drills else { throw APIError.internalError("this server has no restore drills") }
-        let a = try versionSpec(job, from), b = try versionSpec(job, to)
-        return .object(["from": .int(Int64(a.number)), "to": .int(Int64(b.number)), "mapping": try hooks.mapping(a.spec, b.spec)])
+        let a = try versionSpec(job, from)
+        let b: (label: JSONValue, spec: String) = try to.map { n in (JSONValue.int(Int64(n)), try versionSpec(job, n).spec) }
+            ?? (.string("draft"), try requireJob(job).draft)
+        do {
+            return .object(["from": .int(Int64(a.number)), "to": b.label, "mapping": try hooks.mapping(a.spec, b.spec)])
+        } catch {
+            throw APIError(422, "invalid_spec", JobLifecycle.describeSpecError(error), suggestion: "fix the draft first")
+        }
     }
 
     /// What publishing the draft as the next version does to the state of the latest one (nil: no version yet).
