@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WeirEngine
 
 /// `weir job …`: manage jobs on a control-plane server (`weir server`) through
 /// its REST API: drafts, numbered versions, runs from snapshots, stops with
@@ -209,6 +210,13 @@ struct JobRun: ParsableCommand {
                 "allowNonRestoredState": allowNonRestoredState,
             ]
             let r = try client.call("POST", jobPath(name, "/run"), json: body)
+            // What the restore will do, as the server previewed it.
+            if !global.json, let object = r.object["restorePreview"] as? [String: Any],
+               let data = try? JSONSerialization.data(withJSONObject: object),
+               let preview = try? JSONDecoder().decode(RestorePreview.self, from: data) {
+                print(preview.text)
+                print("")
+            }
             try handleOperation(client, r, wait: wait, json: global.json)
         }
     }

@@ -505,6 +505,15 @@ def test_restore_drills_through_the_server_report_an_incompatible_version_before
     p = snapshot_cli("transactions")
     assert p.returncode == 0 and "none in doubt" in p.stdout, p.stdout + p.stderr
 
+    # Running version 1 from that snapshot: the accepted operation carries the preview.
+    r = server.api("POST", f"/api/v1/jobs/{job}/run", {"version": 1, "snapshot": "latest", "allowNonRestoredState": False})
+    assert r.status == 202, r
+    preview = r.json["restorePreview"]
+    assert preview["problems"] == [] and sum(x["replay"] for x in preview["offsets"]["rows"]) == 1_000, preview
+    server.wait_op(r.json["id"])
+    wait_exact(db, topic, 5_000)
+    server.cli("stop", job, "--wait")
+
 
 def test_killed_run_falls_back_to_stopped_with_a_warning(tmp_path, server, names, db, job):
     topic = names["topic"]

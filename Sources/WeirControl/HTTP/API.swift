@@ -156,7 +156,11 @@ struct APIResponder: HTTPResponder {
             let version = try body.int("version")
             let snapshot = try body.string("snapshot")
             let allow = try body.bool("allowNonRestoredState") ?? false
-            return APIResponder.json(202, try await plane.run(job, version: version, snapshot: snapshot, allowNonRestoredState: allow))
+            // A restore says what it will do: the preview travels with the accepted operation.
+            let preview = await restorePreview(job, version: version, snapshot: snapshot, allow: allow)
+            var op = try await plane.run(job, version: version, snapshot: snapshot, allowNonRestoredState: allow)
+            if case .object(var o) = op, let preview { o["restorePreview"] = preview; op = .object(o) }
+            return APIResponder.json(202, op)
         case "stop":
             try allow(method, .post)
             let body = try await APIResponder.body(request)
@@ -206,6 +210,15 @@ struct APIResponder: HTTPResponder {
     }
 
     // MARK: Helpers
+
+    /// The preview of restoring `snapshot` into `version` (nil: no snapshot, no
+    /// drills, or it cannot be worked out; the run itself then says what is wrong).
+    private func restorePreview(_ job: String, version: Int?, snapshot: String?, allow: Bool) async -> JSONValue? {
+        guard let snapshot, let hooks = plane.settings.drills,
+              let spec = try? await plane.versionSpec(job, version).spec,
+              let dir = try? await plane.snapshotDirectory(job, snapshot) else { return nil }
+        return try? await offloaded { try hooks.preview(spec, dir, allow) }
+    }
 
     private func drillHooks() throws -> DrillHooks {
         guard let hooks = plane.settings.drills else { throw APIError.internalError("this server offers no restore drills") }

@@ -1268,6 +1268,14 @@ enum OpenAPI {
        }
       },
       "nullable": true
+     },
+     "restorePreview": {
+      "allOf": [
+       {
+        "$ref": "#/components/schemas/RestorePreview"
+       }
+      ],
+      "description": "Only in the answer to a run request with a snapshot: what the restore will do (offsets against the broker, state per node)."
      }
     }
    },
