@@ -35,14 +35,14 @@ struct RestoreTarget: ParsableArguments {
     }
 
     /// The compiled spec, its store, and the snapshot as a restore point.
-    func load(verify: Bool = false) throws -> (JobPlan, SnapshotStore, LoadedSnapshot) {
+    func load() throws -> (JobPlan, SnapshotStore, LoadedSnapshot) {
         guard let spec else { throw CLIError("--spec is needed here") }
         let plan: JobPlan
         do { plan = try compilePlan(spec) } catch { throw CLIError(describeSpecError(error, path: spec)) }
         let dir = stateDir.map { URL(fileURLWithPath: $0) } ?? defaultStateDir(job: plan.name)
         do {
             let store = try SnapshotStore.openExisting(dir)
-            return (plan, store, try store.load(snapshot, verify: verify))
+            return (plan, store, try store.load(snapshot, verify: false))
         } catch let e as WeirError {
             throw CLIError(e.description)
         }
@@ -58,6 +58,12 @@ struct SnapshotDiff: ParsableCommand {
     @Flag(help: "Drop the state of nodes the job no longer has instead of refusing (as the run would).") var allowNonRestoredState = false
     @Flag(help: "Resume partitions whose snapshot offset retention already removed at their oldest held offset.") var acceptRetentionLoss = false
     @Flag(help: "Print the preview as JSON.") var json = false
+
+    func validate() throws {
+        if target.job != nil && acceptRetentionLoss {
+            throw ValidationError("--accept-retention-loss is for a local preview (--spec); a server's preview refuses the loss, as its run does")
+        }
+    }
 
     func run() throws {
         if let data = try target.fetch("diff", query: allowNonRestoredState ? ["allowNonRestoredState=true"] : []) {
@@ -152,6 +158,12 @@ struct SnapshotVerify: ParsableCommand {
     @Flag(help: "As the run would: drop the state of nodes the job no longer has.") var allowNonRestoredState = false
     @Flag(help: "As the run would: accept records removed by retention as lost.") var acceptRetentionLoss = false
     @Flag(help: "Print the report as JSON.") var json = false
+
+    func validate() throws {
+        if target.job != nil && (allowNonRestoredState || acceptRetentionLoss) {
+            throw ValidationError("--allow-non-restored-state and --accept-retention-loss are for a local verify (--spec); a server's verify checks the restore as it would run by default")
+        }
+    }
 
     func run() throws {
         if let data = try target.fetch("verify") {

@@ -221,8 +221,7 @@ final class CheckpointCoordinator: CheckpointCoordination, @unchecked Sendable {
         guard let probe = decodeProbe else { return nil }
         let keyed = blobs.filter { layouts[$0.node] != nil }.reduce(0) { $0 + $1.bytes.count }
         let grown = keyed >= max(256 << 10, rateMeasuredAtBytes * 4)
-        if keyed > 0 && (kind != .checkpoint || grown || measuredRate == nil && keyed >= 256 << 10),
-           let rate = probe(blobs) {
+        if keyed > 0 && (kind != .checkpoint || grown), let rate = probe(blobs) {
             measuredRate = rate
             rateMeasuredAtBytes = keyed
         }

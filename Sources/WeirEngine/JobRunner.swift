@@ -190,7 +190,7 @@ public final class JobRunner: Sendable {
         }
         let coord = made!
         let probePlan = graph.plan
-        coord.decodeProbe = { blobs in RestoreVerification.decodeRate(plan: probePlan, blobs: blobs) }
+        coord.decodeProbe = { blobs in JobRunner.decodeRate(plan: probePlan, blobs: blobs) }
         startup.withLock { $0.stateLoaded = DispatchTime.now().uptimeNanoseconds }
         state.withLock { $0.channels = graph.channels; $0.coordinator = coord }
         var cleanShutdown = false

@@ -35,7 +35,9 @@ public struct TransactionLedger: Sendable, Codable {
             guard case .sink(_, let sink) = n.kind, let tx = sink as? any TransactionalSinkConnector else { continue }
             for t in try tx.prepared(job: plan.name) where seen.insert(t.id).inserted {
                 let cover = covering(t.scope.run, t.epoch)
-                let commit = (lineage.map { t.scope.run == $0.run && t.epoch <= $0.checkpointID } ?? false) || cover != nil
+                // Recovery's own rule, with what the snapshot store says about this epoch.
+                let rule = SinkCommitterStateMachine.Recovery(lineage: lineage, isCompleted: { [covered = cover != nil] _, _ in covered })
+                let commit = rule.shouldCommit(t)
                 out.append(Entry(id: t.id, node: t.scope.node, run: t.scope.run, subtask: t.scope.subtask, epoch: t.epoch,
                                  decision: commit ? "commit" : "roll back", snapshot: cover, runKnown: knownRuns.contains(t.scope.run)))
             }
@@ -92,31 +94,6 @@ public struct RestoreVerification: Sendable, Codable {
             problems.append("the sinks' in-doubt transactions could not be listed: \(error)")
         }
         self.problems = problems
-    }
-
-    /// Bytes of keyed state a fresh operator of the job decodes per second,
-    /// measured on an eighth of the key groups (all of them when that is under
-    /// 64 KiB): what the time of a restore is predicted from.
-    static func decodeRate(plan: JobPlan, blobs: [StateBlob]) -> Double? {
-        let metrics = JobMetrics()
-        let m = max(1, plan.maxParallelism)
-        var bytes = 0
-        var nanos: UInt64 = 0
-        for n in plan.nodes {
-            let files = blobs.filter { $0.node == n.id }.map(\.bytes)
-            guard !files.isEmpty, let op = JobRunner.aggregateOperator(n, metrics: metrics, rejections: nil) else { continue }
-            var groups = 0...max(0, m / 8 - 1)
-            var sampled = files.reduce(0) { $0 + KeyedStateFile.sectionBytes($1, keyGroups: groups) }
-            if sampled < 64 << 10 {
-                groups = 0...(m - 1)
-                sampled = files.reduce(0) { $0 + $1.count }
-            }
-            let start = DispatchTime.now().uptimeNanoseconds
-            guard (try? op.restoreState(files, keyGroups: groups)) != nil else { continue }
-            nanos &+= DispatchTime.now().uptimeNanoseconds - start
-            bytes += sampled
-        }
-        return nanos > 0 && bytes > 0 ? Double(bytes) / (Double(nanos) / 1e9) : nil
     }
 }
 
