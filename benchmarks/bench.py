@@ -740,6 +740,9 @@ def state_bench(a):
             rc = proc.wait(timeout=120)
             tail.poll()
             ev = {e["event"]: e for e in tail.all}
+            # startup_times comes when the sources are positioned and again at the first record.
+            starts = [e for e in tail.all if e["event"] == "startup_times"]
+            ev["startup_times"] = next((e for e in reversed(starts) if e.get("firstRecordMs") is not None), starts[-1] if starts else {})
             tail.close()
             proc = None
             stats = _load(files["stats"]) or {}

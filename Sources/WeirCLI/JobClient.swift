@@ -211,6 +211,8 @@ func cell(_ v: Any?) -> String {
     case nil: return "-"
     case is NSNull: return "-"
     case let s as String: return s
+    case let n as NSNumber where String(cString: n.objCType) == "c":  // a JSON true/false
+        return n.boolValue ? "true" : "false"
     case let n as NSNumber:
         let d = n.doubleValue
         if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
@@ -321,6 +323,11 @@ func waitForOperation(_ client: JobClient, _ op: [String: Any], quiet: Bool = fa
 func reportFinishedOperation(_ o: [String: Any], client: JobClient, json: Bool, raw: Data) throws {
     let status = cell(o["status"])
     if json { writeOut(raw) }
+    // A drill's report, passed or not.
+    if !json, let result = o["result"] as? [String: Any], let text = drillReportText(result["report"]) {
+        print(text)
+        print("")
+    }
     if status == "failed" {
         let err = o["error"] as? [String: Any]
         var msg = cell(err?["message"])
@@ -345,7 +352,7 @@ func reportFinishedOperation(_ o: [String: Any], client: JobClient, json: Bool, 
 
 /// Result fields in a stable, readable order.
 func resultRows(_ r: [String: Any]) -> [(String, String)] {
-    r.keys.sorted().map { k in
+    r.keys.sorted().filter { $0 != "report" }.map { k in
         let v = r[k]
         if let o = v as? [String: Any], k == "offsets" {
             return (k, o.keys.sorted().map { node in
@@ -378,4 +385,11 @@ func parseTime(_ v: Any?) -> Date? {
     if let d = f.date(from: s) { return d }
     f.formatOptions = [.withInternetDateTime]
     return f.date(from: s)
+}
+
+/// The text of a drill's report (an operation's `result.report`), as `weir drill` prints it.
+func drillReportText(_ report: Any?) -> String? {
+    guard let object = report as? [String: Any], let data = try? JSONSerialization.data(withJSONObject: object),
+          let decoded = try? JSONDecoder().decode(DrillReport.self, from: data) else { return nil }
+    return decoded.text
 }

@@ -20,7 +20,7 @@ struct JobCommand: ParsableCommand {
         snapshot). run/stop/savepoint return at once with an operation; --wait follows it to the end.
         """,
         subcommands: [JobCreate.self, JobDraft.self, JobPublish.self, JobRun.self, JobStop.self,
-                      JobSavepoint.self, JobStatus.self, JobList.self, JobVersions.self, JobDiff.self,
+                      JobSavepoint.self, JobDrill.self, JobRuns.self, JobStatus.self, JobList.self, JobVersions.self, JobDiff.self,
                       JobSnapshots.self, JobOps.self, JobOperation.self, JobLogs.self, JobDelete.self])
 }
 
@@ -257,6 +257,65 @@ struct JobSavepoint: ParsableCommand {
     }
 }
 
+struct JobDrill: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drill",
+        abstract: "Rehearse a restore on the server: stop the job with a snapshot (or take a stored one), restore it to a bounded point, replay from the start into a shadow database, compare the tables row by row.",
+        discussion: """
+        A running job is stopped with a snapshot and drilled from it; it stays stopped (run it again \
+        from the latest snapshot). A stopped job is drilled from --snapshot (default: the latest). \
+        The report stays in the job's operations (`weir job ops`) and shows in the console. Exit 1 \
+        when the drill finds a difference or cannot finish.
+        """)
+
+    @Argument(help: "The job name.") var name: String
+    @Option(help: "The version to restore into (default: the running version, else the latest).") var version: Int?
+    @Option(help: ArgumentHelp("A stopped job's snapshot to drill from: an id, or `latest` (the default).", valueName: "id|latest"))
+    var snapshot: String?
+    @Option(help: "The shadow database (default: the sink's database + `_shadow`).") var shadowDatabase: String?
+    @Flag(help: "Wait for the report, showing progress.") var wait = false
+    @OptionGroup var global: JobGlobalOptions
+
+    func run() throws {
+        try reportingJobFailures(json: global.json) {
+            let client = global.client()
+            var body: [String: Any] = [:]
+            if let version { body["version"] = version }
+            if let snapshot { body["snapshot"] = snapshot }
+            if let shadowDatabase { body["shadowDatabase"] = shadowDatabase }
+            let r = try client.call("POST", jobPath(name, "/drill"), json: body)
+            try handleOperation(client, r, wait: wait, json: global.json)
+        }
+    }
+}
+
+struct JobRuns: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runs", abstract: "List a job's runs: version, how each ended, the snapshot it restored, and its time to restore (predicted and measured).")
+
+    @Argument(help: "The job name.") var name: String
+    @OptionGroup var global: JobGlobalOptions
+
+    func run() throws {
+        try reportingJobFailures(json: global.json) {
+            let r = try global.client().call("GET", jobPath(name, "/runs"))
+            if global.json { writeOut(r.body); return }
+            let runs = r.array.reversed()  // oldest first
+            if runs.isEmpty { print("\(name) has not run yet"); return }
+            func ms(_ v: Any?) -> String { (v as? NSNumber).map { String(format: "%.0f ms", $0.doubleValue) } ?? "-" }
+            var rows = [["RUN", "VERSION", "STARTED", "ENDED", "OUTCOME", "RESTORED FROM", "PREDICTED", "STATE LOADED", "FIRST RECORD"]]
+            for run in runs {
+                let restore = run["timeToRestore"] as? [String: Any]
+                let predicted = restore?["predicted"] as? [String: Any], measured = restore?["measured"] as? [String: Any]
+                rows.append([cell(run["id"]), cell(run["version"]), shortTime(run["startedAt"]), shortTime(run["endedAt"]),
+                             cell(isNull(run["outcome"]) ? run["status"] : run["outcome"]), cell(run["restoredFrom"]),
+                             ms(predicted?["firstRecordMs"]), ms(measured?["stateLoadedMs"]), ms(measured?["firstRecordMs"])])
+            }
+            alignedTable(rows, rightAligned: [1, 6, 7, 8]).forEach { print($0) }
+        }
+    }
+}
+
 // MARK: - status / list / versions / snapshots / ops
 
 struct JobStatus: ParsableCommand {
@@ -488,14 +547,17 @@ struct JobLogs: ParsableCommand {
     @Argument(help: "The job name.") var name: String
     @Flag(name: .shortAndLong, help: "Keep printing new log lines as they arrive (Ctrl-C ends).") var follow = false
     @Option(help: "Start at this byte offset of the log.") var offset: Int = 0
+    @Option(name: .customLong("run"), help: "An earlier run's log (a run id from `weir job runs`), or a drill's (its operation id).")
+    var runID: String?
     @OptionGroup var global: JobGlobalOptions
 
     func run() throws {
         try reportingJobFailures(json: global.json) {
             let client = global.client()
             var offset = self.offset
+            let which = runID.map { "&run=" + seg($0) } ?? ""
             while true {
-                let r = try client.call("GET", jobPath(name, "/logs?offset=\(offset)"))
+                let r = try client.call("GET", jobPath(name, "/logs?offset=\(offset)\(which)"))
                 if !r.body.isEmpty { FileHandle.standardOutput.write(r.body) }
                 let next = r.headers["x-next-offset"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
                     ?? offset + r.body.count

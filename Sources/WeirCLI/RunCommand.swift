@@ -88,7 +88,7 @@ struct RunCommand: ParsableCommand {
             eventLog.emit(e, store: store)
             if restoring, case .startupTimes(let state, let positioned, let first) = e {
                 printErr(String(format: "[weir] time to restore: state loaded %.0f ms, sources positioned %.0f ms, %@ after the run began",
-                                state, positioned, first.map { String(format: "first record %.0f ms", $0) } ?? "no record to replay"))
+                                state, positioned, first.map { String(format: "first record %.0f ms", $0) } ?? "no record yet"))
             }
         }
         if let untilOffsets { options.stopOffsets = try stopOffsets(untilOffsets, plan: plan, store: store) }

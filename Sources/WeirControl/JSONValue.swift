@@ -71,6 +71,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
     public var object: [String: JSONValue]? { if case .object(let o) = self { return o }; return nil }
+    public var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
     public var isNull: Bool { self == .null }
 
     // MARK: Building

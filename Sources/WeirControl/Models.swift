@@ -37,6 +37,8 @@ public enum JobStatus: String, Sendable, CaseIterable {
 public enum OperationType: String, Sendable, CaseIterable {
     case publish, run, stop, savepoint
     case publishAndRun = "publish_and_run"
+    /// A restore drill (`weir drill` as a child process), after a stop with snapshot if the job was running.
+    case drill
 }
 
 /// The states of an operation.

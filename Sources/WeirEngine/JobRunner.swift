@@ -77,7 +77,7 @@ public final class JobRunner: Sendable {
     /// When the run started, its state was loaded, and each source reader opened (uptime nanoseconds).
     private let startup = Mutex<(started: UInt64, stateLoaded: UInt64, readersOpen: Int, positioned: UInt64)>((0, 0, 0, 0))
 
-    /// Reports `.firstRecord` and the run's startup times once per run.
+    /// Reports `.firstRecord` and the run's startup times, with the first record, once per run.
     func noteFirstRecord() {
         if !sawFirstRecord.load(ordering: .relaxed), sawFirstRecord.exchange(true, ordering: .relaxed) == false {
             options.onEvent(.firstRecord)
@@ -97,13 +97,17 @@ public final class JobRunner: Sendable {
                                       firstRecordMillis: firstRecord.map(ms)))
     }
 
-    /// A source reader is open and positioned; the last one marks the sources positioned.
+    /// A source reader is open and positioned; the last one marks the sources
+    /// positioned and reports the startup so far (a restore with nothing to
+    /// replay may wait long for its first record; the times are known now).
     func noteReaderOpened(of total: Int) {
         let now = DispatchTime.now().uptimeNanoseconds
-        startup.withLock { s in
+        let last = startup.withLock { s in
             s.readersOpen += 1
             if s.readersOpen == total { s.positioned = now }
+            return s.readersOpen == total
         }
+        if last && !sawFirstRecord.load(ordering: .relaxed) { reportStartup(firstRecord: nil) }
     }
 
     public init(plan: JobPlan, options: RunOptions = RunOptions(), checkpointing: CheckpointConfig? = nil,

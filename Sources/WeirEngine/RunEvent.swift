@@ -8,7 +8,9 @@ public enum RunEvent: Sendable {
     case firstRecord
     /// How long the run took, from its start, to load its state, to have every
     /// source positioned (readers open, offsets sought) and to its first record
-    /// (nil: it ended without one). Sent at the first record, or at the end.
+    /// (nil: not yet, or it ended without one). Sent when the sources are
+    /// positioned (before any record, if none came yet), again at the first
+    /// record, or at the end of a run that saw none.
     case startupTimes(stateLoadedMillis: Double, sourcesPositionedMillis: Double, firstRecordMillis: Double?)
     /// A snapshot completed.
     case snapshot(id: String, kind: BarrierKind, checkpointID: Int64, bytes: Int, durationMillis: Double)

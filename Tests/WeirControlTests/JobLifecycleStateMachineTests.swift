@@ -277,7 +277,7 @@ final class JobLifecycleStateMachineTests: XCTestCase {
     // MARK: Phases
 
     func testPhasesKeepTheStoredFormat() {
-        XCTAssertEqual(OperationPhase.allCases.map(\.rawValue), ["starting", "stopping", "savepoint"])
+        XCTAssertEqual(OperationPhase.allCases.map(\.rawValue), ["starting", "stopping", "savepoint", "drilling"])
         XCTAssertEqual(OperationPhase(rawValue: "stopping"), .stopping)
         XCTAssertNil(OperationPhase(rawValue: "Stopping"))
     }

@@ -51,6 +51,7 @@ def db(names):
     yield conn
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE {names['db']}")
+        cur.execute(f"DROP DATABASE IF EXISTS {names['db']}_shadow")  # a drill's shadow tables
     conn.close()
 
 

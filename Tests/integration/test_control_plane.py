@@ -515,6 +515,82 @@ def test_restore_drills_through_the_server_report_an_incompatible_version_before
     server.cli("stop", job, "--wait")
 
 
+def test_a_drill_through_the_server_stops_the_job_keeps_its_report_and_finds_a_tampered_row(tmp_path, server, names, db, job):
+    """`weir job drill` on a running job stops it with a snapshot, rehearses the restore
+    in a child process and keeps the report as the operation's result; the job stays
+    stopped. A row changed behind the job's back makes the next drill fail, naming the
+    row. A run from the snapshot records its predicted and measured time to restore."""
+    topic = names["topic"]
+    running_job(tmp_path, server, names, db, job, 3_000, "v1", restart_attempts=0)
+    wait_exact(db, topic, 3_000)
+    produce(topic, 3_000, 500)   # the restore and the shadow both stop at the broker's end
+
+    p = server.cli("drill", job, "--wait")
+    assert "drill: PASSED" in p.stdout, p.stdout + p.stderr
+    assert server.job(job)["status"] == "stopped", "a drilled job stays stopped"
+    ops = oldest_first(server.api("GET", f"/api/v1/jobs/{job}/operations").json)
+    op = ops[-1]
+    assert op["type"] == "drill" and op["status"] == "succeeded" and op["result"]["passed"] is True, op
+    assert op["result"]["snapshot"].startswith("stop-") and op["result"]["stoppedRun"], op["result"]
+    report = op["result"]["report"]
+    tables = {t["table"].split(".")[-1].strip("`"): t for t in report["tables"]}
+    want = len(mysql_user_ids(db))
+    assert tables["totals"]["rowsLive"] == tables["totals"]["rowsShadow"] == want and tables["totals"]["identical"], tables
+    assert tables["w2"]["identical"] and tables["w2"]["rowsLive"] > 0, tables["w2"]
+    bound = report["bound"]["events"]
+    assert sum(bound.values()) == 3_500, bound
+    check_exact(db, topic)   # the drill's restored run caught up exactly
+    logs = server.api("GET", f"/api/v1/jobs/{job}/logs?run={op['id']}")
+    assert logs.status == 200 and "drill: PASSED" in logs.text, logs
+
+    # A row changed behind the job's back: the drill of the stopped job says which.
+    with db.cursor() as cur:
+        cur.execute("SELECT user_id, cnt, total FROM totals ORDER BY user_id LIMIT 1")
+        user, cnt, total = cur.fetchone()
+        cur.execute("UPDATE totals SET total = total + 7 WHERE user_id = %s", (user,))
+    r = server.api("POST", f"/api/v1/jobs/{job}/drill", {"snapshot": "latest"})
+    assert r.status == 202 and r.json["type"] == "drill", r
+    done = server.wait_op(r.json["id"], timeout=180)
+    assert done["status"] == "failed" and done["error"]["code"] == "drill_failed", done
+    assert "differs from its shadow" in done["error"]["message"], done["error"]
+    [totals] = [t for t in done["result"]["report"]["tables"] if t["table"].endswith("`totals`")]
+    assert totals["onlyLive"] == [[str(user), str(cnt), str(total + 7)]], totals
+    assert totals["onlyShadow"] == [[str(user), str(cnt), str(total)]], totals
+    warning = server.job(job)["warning"]
+    assert warning["code"] == "drill_failed", warning
+
+    # Refusals: a drill beside an operation or of a missing snapshot.
+    r = server.api("POST", f"/api/v1/jobs/{job}/drill", {"snapshot": "stop-999"})
+    assert r.status == 404 and r.error["code"] == "not_found", r
+    r = server.api("POST", f"/api/v1/jobs/{job}/drill", {"shadowDatabase": "x; DROP"})
+    assert r.status == 422, r
+
+    # The run history keeps each restore's predicted and measured time to restore.
+    with db.cursor() as cur:
+        cur.execute("UPDATE totals SET total = total - 7 WHERE user_id = %s", (user,))
+    server.cli("run", job, "--snapshot", "latest", "--wait")
+    produce(topic, 3_500, 100)
+    wait_exact(db, topic, 3_600)
+    runs = server.api("GET", f"/api/v1/jobs/{job}/runs").json
+    latest = runs[0]
+    assert latest["restoredFrom"] and latest["status"] == "running", latest
+    measured = latest["timeToRestore"]["measured"]
+    predicted = latest["timeToRestore"]["predicted"]
+    assert 0 <= measured["stateLoadedMs"] <= measured["sourcesPositionedMs"], measured
+    assert measured["firstRecordMs"] is None or measured["firstRecordMs"] >= measured["sourcesPositionedMs"], measured
+    assert predicted["stateBytes"] > 0 and predicted["firstRecordMs"] > 0, predicted
+    assert runs[-1]["outcome"] == "stopped" and runs[-1]["restoredFrom"] is None, runs[-1]
+    p = server.cli("runs", job)
+    assert latest["id"] in p.stdout and "PREDICTED" in p.stdout, p.stdout
+    server.cli("stop", job, "--wait")
+
+
+def mysql_user_ids(db):
+    with db.cursor() as cur:
+        cur.execute("SELECT user_id FROM totals")
+        return [r[0] for r in cur.fetchall()]
+
+
 def test_killed_run_falls_back_to_stopped_with_a_warning(tmp_path, server, names, db, job):
     topic = names["topic"]
     running_job(tmp_path, server, names, db, job, 5_000, "no restarts", restart_attempts=0)

@@ -45,7 +45,8 @@ public struct TableComparison: Sendable, Codable, Equatable {
     /// Rows the shadow has that the live table has not (lost, or tampered with).
     public var onlyShadow: [[String?]]
 
-    public var identical: Bool { onlyLive.isEmpty && onlyShadow.isEmpty }
+    /// No row only on one side (stored, so the JSON report says it too).
+    public var identical: Bool
 
     public init(table: String, live: (columns: [String], rows: [[String?]]), shadow: (columns: [String], rows: [[String?]])) {
         self.table = table
@@ -64,5 +65,6 @@ public struct TableComparison: Sendable, Codable, Equatable {
         func order(_ a: [String?], _ b: [String?]) -> Bool { a.map { $0 ?? "\u{0}" }.lexicographicallyPrecedes(b.map { $0 ?? "\u{0}" }) }
         onlyLive.sort(by: order)
         onlyShadow.sort(by: order)
+        identical = onlyLive.isEmpty && onlyShadow.isEmpty
     }
 }

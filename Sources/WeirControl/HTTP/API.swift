@@ -48,6 +48,10 @@ struct APIResponder: HTTPResponder {
         case [], ["console"]:
             try allow(method, .get)
             return APIResponder.text(200, Console.html, contentType: "text/html; charset=utf-8")
+        case ["favicon.ico"]:
+            // Browsers ask for it whatever the page says: the console's mark, not a 404.
+            try allow(method, .get)
+            return APIResponder.text(200, Console.icon, contentType: "image/svg+xml")
         case ["healthz"]:
             try allow(method, .get)
             return APIResponder.text(200, "ok\n")
@@ -169,6 +173,19 @@ struct APIResponder: HTTPResponder {
             try allow(method, .post)
             _ = try await APIResponder.body(request)
             return APIResponder.json(202, try await plane.savepoint(job))
+        case "drill":
+            try allow(method, .post)
+            let body = try await APIResponder.body(request)
+            let version = try body.int("version")
+            if let version, version < 1 { throw APIError.invalidRequest("version must be a positive integer") }
+            let shadow = try body.string("shadowDatabase")
+            if let shadow, shadow.isEmpty || shadow.count > 64 || !shadow.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
+                throw APIError.invalidRequest("shadowDatabase must be a MySQL database name: 1 to 64 letters, digits and underscores")
+            }
+            return APIResponder.json(202, try await plane.drill(job, version: version, snapshot: try body.string("snapshot"), shadowDatabase: shadow))
+        case "runs":
+            try allow(method, .get)
+            return APIResponder.json(200, try await plane.runs(job))
         case "snapshots":
             try allow(method, .get)
             return APIResponder.json(200, try await plane.snapshots(job))

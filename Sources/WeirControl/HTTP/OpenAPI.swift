@@ -964,6 +964,115 @@ enum OpenAPI {
      }
     }
    }
+  },
+  "/api/v1/jobs/{name}/drill": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
+   "post": {
+    "summary": "Rehearse a restore (asynchronous): a running job is stopped with a snapshot and drilled from it; a stopped one from a stored snapshot. The restored run catches up to the broker's current offsets, a shadow run replays the job from its start into a shadow database up to the same offsets, and every sink table is compared with its shadow row by row. The report is the operation's result; differences fail it (code drill_failed).",
+    "operationId": "drill",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/Drill"
+       }
+      }
+     }
+    },
+    "responses": {
+     "202": {
+      "description": "Accepted",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Operation"
+        }
+       }
+      }
+     },
+     "404": {
+      "$ref": "#/components/responses/NoSuchJob"
+     },
+     "409": {
+      "$ref": "#/components/responses/NotRunningOrBusy"
+     },
+     "422": {
+      "description": "Invalid request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "500": {
+      "$ref": "#/components/responses/InternalError"
+     }
+    }
+   }
+  },
+  "/api/v1/jobs/{name}/runs": {
+   "parameters": [
+    {
+     "$ref": "#/components/parameters/JobName"
+    }
+   ],
+   "get": {
+    "summary": "The job's run history, newest first: version, how each run ended, the snapshot it restored and its time to restore (predicted and measured)",
+    "operationId": "listRuns",
+    "responses": {
+     "200": {
+      "description": "The runs",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "array",
+         "items": {
+          "$ref": "#/components/schemas/RunHistoryEntry"
+         }
+        }
+       }
+      }
+     },
+     "404": {
+      "$ref": "#/components/responses/NoSuchJob"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "500": {
+      "$ref": "#/components/responses/InternalError"
+     }
+    }
+   }
+  },
+  "/favicon.ico": {
+   "get": {
+    "summary": "The console's icon (SVG)",
+    "operationId": "favicon",
+    "security": [],
+    "responses": {
+     "200": {
+      "description": "The icon",
+      "content": {
+       "image/svg+xml": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     }
+    }
+   }
   }
  },
  "components": {
@@ -1221,7 +1330,8 @@ enum OpenAPI {
        "run",
        "stop",
        "savepoint",
-       "publish_and_run"
+       "publish_and_run",
+       "drill"
       ]
      },
      "status": {
@@ -1245,7 +1355,7 @@ enum OpenAPI {
      "result": {
       "type": "object",
       "additionalProperties": true,
-      "description": "publish: {version}; run: {run, version, restoredFrom?}; stop: {run, snapshot?}; savepoint: {snapshot, run}; publish_and_run: {version, stoppedRun?, snapshot?, run, restoredFrom?}",
+      "description": "publish: {version}; run: {run, version, restoredFrom?}; stop: {run, snapshot?}; savepoint: {snapshot, run}; publish_and_run: {version, stoppedRun?, snapshot?, run, restoredFrom?}; drill: {version, snapshot, stoppedRun?, passed, report} (report: the drill's report as `weir drill --json` prints it)",
       "nullable": true
      },
      "error": {
@@ -1649,6 +1759,120 @@ enum OpenAPI {
      },
      "decodeBytesPerSecond": {
       "type": "number"
+     }
+    }
+   },
+   "Drill": {
+    "type": "object",
+    "additionalProperties": false,
+    "properties": {
+     "version": {
+      "type": "integer",
+      "minimum": 1,
+      "nullable": true,
+      "description": "The version to restore into (default: the running version, else the latest)."
+     },
+     "snapshot": {
+      "type": "string",
+      "nullable": true,
+      "description": "A stopped job's snapshot to drill from: an id or `latest` (default). Refused for a running job, which is drilled from its stop snapshot."
+     },
+     "shadowDatabase": {
+      "type": "string",
+      "nullable": true,
+      "pattern": "^[A-Za-z0-9_]{1,64}$",
+      "description": "The database of the shadow tables (default: the sink's database + `_shadow`)."
+     }
+    }
+   },
+   "RunHistoryEntry": {
+    "type": "object",
+    "required": [
+     "id",
+     "version",
+     "status",
+     "startedAt",
+     "endedAt",
+     "restoredFrom",
+     "outcome",
+     "outcomeMessage",
+     "timeToRestore"
+    ],
+    "properties": {
+     "id": {
+      "type": "string"
+     },
+     "version": {
+      "type": "integer"
+     },
+     "status": {
+      "type": "string",
+      "enum": [
+       "starting",
+       "running",
+       "stopping",
+       "ended"
+      ]
+     },
+     "startedAt": {
+      "type": "string",
+      "format": "date-time"
+     },
+     "endedAt": {
+      "type": "string",
+      "format": "date-time",
+      "nullable": true
+     },
+     "restoredFrom": {
+      "type": "string",
+      "nullable": true
+     },
+     "outcome": {
+      "type": "string",
+      "nullable": true,
+      "description": "finished, stopped, cancelled, failed, killed, exited or lost"
+     },
+     "outcomeMessage": {
+      "type": "string",
+      "nullable": true
+     },
+     "timeToRestore": {
+      "type": "object",
+      "nullable": true,
+      "description": "A restoring run's time to restore, in milliseconds after the run began: predicted from the snapshot (state size, decode rate) and measured.",
+      "properties": {
+       "predicted": {
+        "type": "object",
+        "properties": {
+         "stateBytes": {
+          "type": "integer"
+         },
+         "stateLoadedMs": {
+          "type": "number"
+         },
+         "firstRecordMs": {
+          "type": "number"
+         }
+        }
+       },
+       "measured": {
+        "type": "object",
+        "properties": {
+         "stateLoadedMs": {
+          "type": "number",
+          "nullable": true
+         },
+         "sourcesPositionedMs": {
+          "type": "number",
+          "nullable": true
+         },
+         "firstRecordMs": {
+          "type": "number",
+          "nullable": true
+         }
+        }
+       }
+      }
      }
     }
    }

@@ -22,6 +22,14 @@ enum Views {
                  "startedAt": .string(r.startedAt), "restoredFrom": .optional(r.restoredFrom)])
     }
 
+    /// A run in the job's run history: how it ended and how long its restore took.
+    static func runHistory(_ r: RunRow) -> JSONValue {
+        .object(["id": .string(r.id), "version": .int(Int64(r.version)), "status": .string(r.status.rawValue),
+                 "startedAt": .string(r.startedAt), "endedAt": .optional(r.endedAt), "restoredFrom": .optional(r.restoredFrom),
+                 "outcome": .optional(r.outcome), "outcomeMessage": .optional(r.outcomeMessage.map(Masking.mask)),
+                 "timeToRestore": r.timeToRestore ?? .null])
+    }
+
     static func version(_ v: VersionRow) -> JSONValue {
         .object(["version": .int(Int64(v.number)), "description": .string(v.description),
                  "createdAt": .string(v.createdAt), "spec": .string(Masking.mask(v.spec))])

@@ -76,3 +76,87 @@ func offloaded<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async th
         DispatchQueue.global().async { c.resume(with: Result { try work() }) }
     }
 }
+
+/// `weir job drill`: the drill runs as a child process (`weir drill … --report
+/// FILE`), like a run, so a job's code never runs inside the server; its
+/// report becomes the operation's result, kept in the job's history.
+extension JobLifecycle {
+    /// Where a drill operation keeps its log and report.
+    nonisolated func drillDir(_ job: String, _ operationID: String) -> URL {
+        jobDir(job).appendingPathComponent("drills", isDirectory: true).appendingPathComponent(operationID, isDirectory: true)
+    }
+
+    func drill(_ job: String, version: Int?, snapshot: String?, shadowDatabase: String?) throws -> JSONValue {
+        _ = try requireJob(job)
+        let latest = try store.latestVersionNumber(job: job)
+        let number = version ?? live[job]?.row.version ?? latest
+        let stored = JobLifecycleStateMachine.StoredFacts(
+            latestVersion: latest,
+            requestedVersionExists: try number.map { try store.version(job: job, number: $0) != nil } ?? false,
+            snapshots: storedSnapshots(job).map(\.id))
+        let actions = try machine(job).requestReceived(.drill(version: version, snapshot: snapshot), stored: stored).actions()
+        var params: [String: JSONValue] = ["version": .optional(number)]
+        if let shadowDatabase { params["shadowDatabase"] = .string(shadowDatabase) }
+        for case let .startDrill(_, id) in actions { params["snapshot"] = .string(id) }
+        return view(ofRecorded: try execute(actions, job: job, ActionContext(params: .object(params))))
+    }
+
+    /// Spawns the drill of the job's operation in flight; a failure to start fails the operation.
+    func startDrillOrFail(_ job: String, version: Int, snapshot: String) {
+        guard var op = inflight[job] else { return }
+        do {
+            guard let v = try store.version(job: job, number: version) else {
+                throw APIError.notFound("job '\(job)' has no version \(version)")
+            }
+            try writeVersionFile(v)
+            let dir = drillDir(job, op.id)
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let report = dir.appendingPathComponent("report.json").path
+            let logPath = dir.appendingPathComponent("log.txt").path
+            _ = FileManager.default.createFile(atPath: report, contents: nil)
+            var args = ["drill", versionFile(job, version).path, "--state-dir", stateDir(job).path, "--snapshot", snapshot,
+                        "--report", report]
+            if let db = op.params["shadowDatabase"]?.string { args += ["--shadow-database", db] }
+            let header = "[weir server] \(Clock.now()) drill \(op.id) of job '\(job)': snapshot \(snapshot) into version \(version): "
+                + "\(settings.weirBinary) \(args.joined(separator: " "))\n"
+            _ = FileManager.default.createFile(atPath: logPath, contents: Data(header.utf8))
+            let pid = try ProcessControl.spawn(executable: settings.weirBinary, arguments: args, logPath: logPath)
+            if case .object(var r) = op.result ?? .object([:]) {
+                r["snapshot"] = .string(snapshot)
+                r["version"] = .int(Int64(version))
+                op.result = .object(r)
+            }
+            update(op)
+            log("job '\(job)': drill \(op.id) of snapshot \(snapshot) into version \(version) started (pid \(pid))")
+            let opID = op.id
+            Task.detached { [self] in
+                let wakeups = RunWakeups(eventsPath: report, pid: pid, isChild: true)
+                let queue = DispatchQueue(label: "drill \(opID)")
+                var exit = wakeups.childExit
+                while exit == nil {
+                    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in queue.async { wakeups.wait(); c.resume() } }
+                    exit = wakeups.childExit
+                }
+                await drillExited(job, operationID: opID, exit: exit!, report: report, logPath: logPath)
+            }
+        } catch let e as APIError {
+            fail(job, OperationError(code: e.code, message: e.message, suggestion: e.suggestion))
+        } catch {
+            fail(job, OperationError(code: "drill_failed", message: "cannot start the drill: \(error)",
+                                     suggestion: Suggestions.suggest(code: "io_error", message: "\(error)")))
+        }
+    }
+
+    /// The drill's process ended: its report (if it wrote one) decides the operation.
+    func drillExited(_ job: String, operationID: String, exit: ProcessExit, report: String, logPath: String) {
+        let data = FileManager.default.contents(atPath: report) ?? Data()
+        let parsed = data.isEmpty ? nil : JSONValue.parse(data)
+        var failure = "the drill's process \(exit.description)"
+        if let text = try? String(contentsOfFile: logPath, encoding: .utf8),
+           let line = text.split(separator: "\n").last(where: { $0.hasPrefix("Error:") || $0.hasPrefix("error:") }) {
+            failure += ": " + line.drop { $0 != ":" }.dropFirst().trimmingCharacters(in: .whitespaces)
+        }
+        log("job '\(job)': drill \(operationID) ended (\(exit.description))")
+        react(machine(job).drillEnded(operationID: operationID, .init(report: parsed, failure: failure)), job: job)
+    }
+}

@@ -78,6 +78,8 @@ extension JobLifecycle {
                 try store.insertOperation(op)
             case let .startRun(version, snapshot, allowNonRestoredState):
                 startRunOrFail(job, version: version, snapshot: snapshot, allowNonRestoredState: allowNonRestoredState)
+            case let .startDrill(version, snapshot):
+                startDrillOrFail(job, version: version, snapshot: snapshot)
             case .signalStop(let snapshot):
                 signalStop(job, snapshot: snapshot)
             case .signalSavepoint:

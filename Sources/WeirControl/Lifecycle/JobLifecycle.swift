@@ -285,6 +285,10 @@ actor JobLifecycle {
     func logPath(_ job: String, run: String?) throws -> (run: String, path: String) {
         _ = try requireJob(job)
         if let run {
+            // A drill's log: its operation id.
+            if run.hasPrefix("op-"), let op = try store.operation(run), op.job == job, op.type == .drill {
+                return (run, drillDir(job, run).appendingPathComponent("log.txt").path)
+            }
             guard let r = try store.run(run), r.job == job else {
                 throw APIError.notFound("job '\(job)' has no run '\(run)'")
             }
@@ -295,6 +299,12 @@ actor JobLifecycle {
             throw APIError.notFound("job '\(job)' has not run yet, so it has no log", suggestion: "run it first")
         }
         return (r.id, r.logPath)
+    }
+
+    /// The job's run history, newest first.
+    func runs(_ job: String) throws -> JSONValue {
+        _ = try requireJob(job)
+        return .array(try store.runs(job: job).map { live[job]?.row.id == $0.id ? Views.runHistory(live[job]!.row) : Views.runHistory($0) })
     }
 
     /// What the metrics endpoint shows.

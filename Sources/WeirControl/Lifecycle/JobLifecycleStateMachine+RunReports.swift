@@ -64,9 +64,9 @@ extension JobLifecycleStateMachine {
             return []
         }
         switch (op.type, op.phase) {
-        case (.stop, _), (.publishAndRun, .stopping?):
+        case (.stop, _), (.publishAndRun, .stopping?), (.drill, _):
             if let error = ending.error { return [.failOperation(prefixed(error))] }
-            if op.stopWithSnapshot && ending.stopSnapshot == nil {
+            if (op.stopWithSnapshot || op.type == .drill) && ending.stopSnapshot == nil {
                 return [.failOperation(OperationError(code: "stop_failed", message: prefix + "the run ended without a stop snapshot: \(ending.message)",
                                                       suggestion: "restore from the latest checkpoint (run with snapshot latest); output is committed up to it"))]
             }
@@ -77,6 +77,14 @@ extension JobLifecycleStateMachine {
                 actions.append(.recordStopSnapshot(s))
             }
             if op.type == .stop { return actions + [.succeedOperation(result: .object(result))] }
+            if op.type == .drill {
+                // The job is down with its stop snapshot: rehearse restoring it.
+                guard let s = ending.stopSnapshot, let version = op.version else {  // (the snapshot was checked above)
+                    return actions + [.failOperation(OperationError(code: "internal", message: "operation \(op.id) lost its version", suggestion: nil))]
+                }
+                return actions + [.advanceOperation(to: .drilling, addingResult: ["stoppedRun": .string(runID), "snapshot": .string(s)]),
+                                  .startDrill(version: version, snapshot: s)]
+            }
             // Publish and run: the old run is down, start the new version.
             var added: [String: JSONValue] = ["stoppedRun": .string(runID)]
             if let s = ending.stopSnapshot { added["snapshot"] = .string(s) }
@@ -97,5 +105,35 @@ extension JobLifecycleStateMachine {
         case (.publish, _):
             return [.failOperation(prefixed(ending.error ?? OperationError(code: "internal", message: ending.message, suggestion: nil)))]
         }
+    }
+
+    /// How a drill's process ended: its report (nil when it wrote none) and
+    /// what the server saw of the process.
+    ///
+    /// Exists so the reaction depends on what the drill found, not on how the
+    /// report was read.
+    struct DrillEnding: Sendable, Equatable {
+        /// The drill's JSON report, if it wrote one.
+        var report: JSONValue?
+        /// Why there is no report (the process's exit and the last error line of its log).
+        var failure: String
+    }
+
+    /// Reacts to the end of the drill of operation `operationID`: a passed
+    /// drill succeeds with its report; differences, a refused restore or a
+    /// drill that could not finish fail it, naming what went wrong.
+    func drillEnded(operationID: String, _ ending: DrillEnding) -> [Action] {
+        guard let op = operation, op.id == operationID, op.type == .drill, op.phase == .drilling else { return [] }
+        guard let report = ending.report else {
+            return [.failOperation(OperationError(code: "drill_failed", message: "the drill did not finish: \(ending.failure)",
+                                                  suggestion: "read the drill's log (GET /api/v1/jobs/\(job)/logs?run=\(op.id)); fix what it names, then drill again"))]
+        }
+        let fields: [String: JSONValue] = ["passed": report["passed"] ?? .bool(false), "report": report]
+        if report["passed"]?.bool == true { return [.succeedOperation(result: .object(fields))] }
+        let problems = report["problems"]?.array?.compactMap(\.string) ?? []
+        return [.advanceOperation(to: .drilling, addingResult: fields),
+                .failOperation(OperationError(code: "drill_failed",
+                                              message: "the drill of job '\(job)' found problems: " + (problems.isEmpty ? "see its report" : problems.joined(separator: "; ")),
+                                              suggestion: "compare the report's rows only in the table with those only in the shadow; a restore of this snapshot would not reproduce the job's output"))]
     }
 }

@@ -11,6 +11,8 @@ enum OperationPhase: String, Sendable, CaseIterable {
     case stopping
     /// Waiting for a run to report its savepoint.
     case savepoint
+    /// Waiting for a drill's process to end with its report.
+    case drilling
 }
 
 /// The publish-and-run options of `POST /jobs/{name}/versions`.
@@ -91,6 +93,10 @@ struct JobLifecycleStateMachine: Sendable, Equatable {
         case run(version: Int?, snapshot: String?, allowNonRestoredState: Bool)
         case stop(snapshot: Bool)
         case savepoint
+        /// Rehearse a restore of a snapshot (an id, `latest`, or nil: the
+        /// latest; a running job: its stop snapshot) into a version (nil: the
+        /// running version, else the latest).
+        case drill(version: Int?, snapshot: String?)
         /// Publish the draft; with `run`, also run the new version.
         case publish(description: String?, run: PublishRunRequest?)
         case delete
@@ -147,6 +153,9 @@ struct JobLifecycleStateMachine: Sendable, Equatable {
         case signalStop(snapshot: Bool)
         /// Ask the live run for a savepoint (SIGUSR1).
         case signalSavepoint
+        /// Spawn the drill of the operation in flight: restore `snapshot` into
+        /// `version`; if it cannot start, the operation fails.
+        case startDrill(version: Int, snapshot: String)
         /// Delete the job's metadata and files.
         case deleteJob
         /// The live run reported `running`: mark it so (with the snapshot it restored, if told).
@@ -208,6 +217,8 @@ struct JobLifecycleStateMachine: Sendable, Equatable {
             return stopRequested(snapshot: snapshot)
         case .savepoint:
             return savepointRequested()
+        case let .drill(version, snapshot):
+            return drillRequested(version: version, snapshot: snapshot, stored: stored)
         case let .publish(description, run):
             return publishRequested(description: description, run: run)
         case .delete:
@@ -257,21 +268,59 @@ struct JobLifecycleStateMachine: Sendable, Equatable {
         }
         var snapshotID: String?
         if let requested = snapshot {
-            guard let newest = stored.snapshots.last else {
-                return .refuse(.conflict("this job has no snapshots; run without --snapshot",
-                                         suggestion: "run without a snapshot; checkpoints, savepoints and stops with a snapshot create them"))
-            }
-            if requested == "latest" {
-                snapshotID = newest
-            } else if stored.snapshots.contains(requested) {
-                snapshotID = requested
-            } else {
-                return .refuse(.notFound("snapshot '\(requested)' not found in job '\(job)'",
-                                         suggestion: "list them with GET /api/v1/jobs/\(job)/snapshots (the latest is \(newest))"))
+            switch resolveSnapshot(requested, stored: stored) {
+            case .success(let id): snapshotID = id
+            case .failure(let refusal): return .refuse(refusal)
             }
         }
         return .proceed([.recordOperation(.run, phase: .starting, run: nil),
                          .startRun(version: number, snapshot: snapshotID, allowNonRestoredState: allowNonRestoredState)])
+    }
+
+    /// A snapshot id or `latest`, among the stored ones.
+    private func resolveSnapshot(_ requested: String, stored: StoredFacts) -> Result<String, APIError> {
+        guard let newest = stored.snapshots.last else {
+            return .failure(.conflict("this job has no snapshots; run without --snapshot",
+                                      suggestion: "run without a snapshot; checkpoints, savepoints and stops with a snapshot create them"))
+        }
+        if requested == "latest" { return .success(newest) }
+        if stored.snapshots.contains(requested) { return .success(requested) }
+        return .failure(.notFound("snapshot '\(requested)' not found in job '\(job)'",
+                                  suggestion: "list them with GET /api/v1/jobs/\(job)/snapshots (the latest is \(newest))"))
+    }
+
+    /// A drill holds the job's sink tables and state directory: never beside a
+    /// run. A running job is stopped with a snapshot first and drilled from it
+    /// (and stays stopped); a stopped one is drilled from a stored snapshot.
+    private func drillRequested(version: Int?, snapshot: String?, stored: StoredFacts) -> Decision {
+        if let refusal = operationInFlightRefusal { return .refuse(refusal) }
+        if let run {
+            if let snapshot {
+                return .refuse(.conflict("job '\(job)' is running: a drill of a running job stops it with a snapshot and rehearses the restore of that one, not of \(snapshot)",
+                                         suggestion: "drill without a snapshot, or stop the job first and then drill from \(snapshot)"))
+            }
+            if let version, version != run.version, !stored.requestedVersionExists {
+                return .refuse(.notFound("job '\(job)' has no version \(version)", suggestion: "see GET /api/v1/jobs/\(job)/versions"))
+            }
+            if let refusal = stopWithSnapshotRefusal(run) { return .refuse(refusal) }
+            return .proceed([.recordOperation(.drill, phase: .stopping, run: run.id), .signalStop(snapshot: true)])
+        }
+        guard let latest = stored.latestVersion else {
+            return .refuse(.conflict("job '\(job)' has no published versions", suggestion: "publish the draft first"))
+        }
+        let number = version ?? latest
+        guard stored.requestedVersionExists else {
+            return .refuse(.notFound("job '\(job)' has no version \(number)", suggestion: "its versions are 1 to \(latest)"))
+        }
+        guard !stored.snapshots.isEmpty else {
+            return .refuse(.conflict("job '\(job)' has no snapshot to drill from",
+                                     suggestion: "run the job: a drill of a running job stops it with a snapshot and rehearses its restore"))
+        }
+        switch resolveSnapshot(snapshot ?? "latest", stored: stored) {
+        case .failure(let refusal): return .refuse(refusal)
+        case .success(let id):
+            return .proceed([.recordOperation(.drill, phase: .drilling, run: nil), .startDrill(version: number, snapshot: id)])
+        }
     }
 
     private func stopRequested(snapshot: Bool) -> Decision {

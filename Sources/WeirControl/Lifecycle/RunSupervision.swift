@@ -51,6 +51,22 @@ extension JobLifecycle {
             lr.metrics = e
             live[job] = lr
             return
+        case "restore_preview", "startup_times":
+            // Time to restore, predicted before the restore and measured by it: the run history keeps both.
+            var times = lr.row.timeToRestore?.object ?? [:]
+            if name == "startup_times" {
+                // Sent when the sources are positioned and again at the first record: a first record once seen stays.
+                let first = e["firstRecordMs"].flatMap { $0.isNull ? nil : $0 } ?? times["measured"]?["firstRecordMs"] ?? .null
+                times["measured"] = .object(["stateLoadedMs": e["stateLoadedMs"] ?? .null,
+                                             "sourcesPositionedMs": e["sourcesPositionedMs"] ?? .null, "firstRecordMs": first])
+            } else if let p = e["preview"]?["predicted"], p.object != nil {
+                times["predicted"] = .object(["stateBytes": p["stateBytes"] ?? .null, "stateLoadedMs": p["stateLoadedMillis"] ?? .null,
+                                              "firstRecordMs": p["firstRecordMillis"] ?? .null])
+            }
+            lr.row.timeToRestore = .object(times)
+            live[job] = lr
+            try? store.updateRun(lr.row)
+            return
         case "finished", "stopped", "cancelled", "failed":
             // The first final event is the real one: `weir run` may append a second,
             // generic `failed` (its CLI wrapper re-reporting the same error).

@@ -38,6 +38,9 @@ struct RunRow: Sendable {
     /// How it ended: `finished`, `stopped`, `cancelled`, `failed`, `killed`, `exited`, `lost`.
     var outcome: String?
     var outcomeMessage: String?
+    /// A restore's time to restore: `predicted` (from the run's restore
+    /// preview) and `measured` (its startup times), each in milliseconds.
+    var timeToRestore: JSONValue? = nil
 
     var isLive: Bool { status != .ended }
 }
@@ -159,6 +162,9 @@ final class MetadataStore: Sendable {
                 );
                 """)
         }
+        m.registerMigration("v2: runs.timeToRestore") { db in
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN timeToRestore TEXT")
+        }
         return m
     }
 
@@ -267,8 +273,10 @@ final class MetadataStore: Sendable {
     func updateRun(_ run: RunRow) throws {
         try queue.write { db in
             try db.execute(sql: """
-                UPDATE runs SET pid = ?, status = ?, endedAt = ?, restoredFrom = ?, outcome = ?, outcomeMessage = ? WHERE id = ?
-                """, arguments: [run.pid, run.status.rawValue, run.endedAt, run.restoredFrom, run.outcome, run.outcomeMessage, run.id])
+                UPDATE runs SET pid = ?, status = ?, endedAt = ?, restoredFrom = ?, outcome = ?, outcomeMessage = ?, timeToRestore = ?
+                WHERE id = ?
+                """, arguments: [run.pid, run.status.rawValue, run.endedAt, run.restoredFrom, run.outcome, run.outcomeMessage,
+                                 run.timeToRestore?.text, run.id])
         }
     }
 
@@ -283,6 +291,13 @@ final class MetadataStore: Sendable {
         }
     }
 
+    /// The job's runs, newest first.
+    func runs(job: String) throws -> [RunRow] {
+        try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE job = ? ORDER BY rowid DESC", arguments: [job]).map(runRow)
+        }
+    }
+
     /// Runs recorded as live (their process was alive when last seen).
     func liveRuns() throws -> [RunRow] {
         try queue.read { db in
@@ -294,7 +309,8 @@ final class MetadataStore: Sendable {
         RunRow(id: r["id"], job: r["job"], version: r["version"], pid: r["pid"],
                status: RunRow.Status(rawValue: r["status"]) ?? .ended, startedAt: r["startedAt"], endedAt: r["endedAt"],
                restoredFrom: r["restoredFrom"], eventsPath: r["eventsPath"], logPath: r["logPath"],
-               outcome: r["outcome"], outcomeMessage: r["outcomeMessage"])
+               outcome: r["outcome"], outcomeMessage: r["outcomeMessage"],
+               timeToRestore: (r["timeToRestore"] as String?).flatMap { JSONValue.parse($0) })
     }
 
     // MARK: Operations
