@@ -43,7 +43,7 @@ let package = Package(
 
         // Control plane: job metadata (SQLite), lifecycle, supervised `weir run` children, REST API.
         .target(name: "WeirControl",
-                dependencies: ["WeirCore", "WeirState", .product(name: "Logging", package: "swift-log"),
+                dependencies: ["WeirCore", "WeirState", "Yams", .product(name: "Logging", package: "swift-log"),
                                .product(name: "GRDB", package: "GRDB.swift"),
                                .product(name: "Hummingbird", package: "hummingbird")],
                 path: "Sources/WeirControl",
@@ -51,7 +51,7 @@ let package = Package(
                 resources: [.embedInCode("HTTP/Console/console.html")]),
 
         .target(name: "WeirCLI",
-                dependencies: ["WeirCore", "WeirEngine", "WeirState", "WeirKafka", "WeirMySQL", "WeirControl",
+                dependencies: ["WeirCore", "WeirEngine", "WeirState", "WeirKafka", "WeirMySQL", "WeirControl", "Yams",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 path: "Sources/WeirCLI"),

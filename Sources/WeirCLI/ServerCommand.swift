@@ -6,6 +6,8 @@ import WeirControl
 import WeirCore
 import WeirState
 import WeirEngine
+import WeirKafka
+import Yams
 
 /// `weir server`: the control plane — job metadata in SQLite, supervised
 /// `weir run` children, and the REST API the `weir job` commands talk to.
@@ -30,6 +32,9 @@ struct ServerCommand: ParsableCommand {
 
     @Option(help: "File holding the bearer token required on every /api request.")
     var tokenFile: String?
+
+    @Option(help: ArgumentHelp("A host name the server also answers to in the Host header (repeatable); by default only its listen address (and, on loopback, localhost).", valueName: "name"))
+    var allowHost: [String] = []
 
     @Option(help: "The weir executable that runs jobs (default: this executable).")
     var weirBinary: String?
@@ -68,6 +73,7 @@ struct ServerCommand: ParsableCommand {
             home: homeURL, weirBinary: binary,
             validate: { text in try JobPlan.compile(text, connectors: connectorKinds).name },
             logger: Logger(label: "weir.server"))
+        settings.screenDraft = { text in unsafeSpecProperty(text) }
         settings.checkRestore = { previous, next, allow in
             try JobRunner.checkCanRestore(try JobPlan.compile(next, connectors: connectorKinds),
                                           snapshotOf: try JobPlan.compile(previous, connectors: connectorKinds),
@@ -76,7 +82,7 @@ struct ServerCommand: ParsableCommand {
         settings.drills = ServerCommand.drillHooks
         do {
             let settings = settings
-            try runBlocking { try await ControlServer.run(host: host, port: port, token: bearer, settings: settings) }
+            try runBlocking { try await ControlServer.run(host: host, port: port, token: bearer, allowedHosts: allowHost, settings: settings) }
         } catch let e as CLIError {
             throw e
         } catch let e as APIError {
@@ -160,4 +166,20 @@ func jsonValue<T: Encodable>(_ value: T) throws -> JSONValue {
         throw WeirError(.internalError, subject: "\(T.self)", "did not encode as JSON")
     }
     return v
+}
+
+/// The first Kafka client property of a spec (YAML or JSON) that would load
+/// code or run a command, as "node 'ID': …", nil when there is none. Drafts
+/// are screened with it before they are stored (they are not compiled).
+func unsafeSpecProperty(_ text: String) -> String? {
+    guard let root = (try? Yams.load(yaml: text)) as? [String: Any], let nodes = root["nodes"] as? [Any] else { return nil }
+    for case let node as [String: Any] in nodes {
+        guard let kafka = node["kafka"] as? [String: Any], let props = kafka["properties"] as? [String: Any] else { continue }
+        for (key, value) in props.sorted(by: { $0.key < $1.key }) {
+            if let why = KafkaPropertySafety.refusal(key: key, value: "\(value)") {
+                return "node '\(node["id"].map { "\($0)" } ?? "?")': properties.\(key): \(why)"
+            }
+        }
+    }
+    return nil
 }

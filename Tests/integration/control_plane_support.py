@@ -77,6 +77,7 @@ class WeirServer:
         self.log_path = self.home.parent / f"server-{self.port}.log"
         self.proc = None
         self.starts = 0
+        self.extra_args = []
 
     @property
     def url(self):
@@ -86,6 +87,7 @@ class WeirServer:
         args = [WEIR, "server", "--listen", f"{self.host}:{self.port}", "--home", str(self.home)]
         if self.token_file:
             args += ["--token-file", str(self.token_file)]
+        args += self.extra_args
         log = open(self.log_path, "ab")
         log.write(f"\n==== start {self.starts}: {' '.join(args)}\n".encode())
         log.flush()

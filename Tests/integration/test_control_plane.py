@@ -9,6 +9,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -746,19 +747,37 @@ def test_non_loopback_listener_without_a_token_is_refused(tmp_path):
     assert "token" in p.stderr and "--token-file" in p.stderr, p.stderr
 
 
-def test_passwords_never_leave_the_server(tmp_path, server, names, db, job):
-    password, wrong = "Secr3tPw", "Wr0ngPw77x"
+def password_forms(password):
+    """Every way a password can be written: raw, percent-encoded, JSON-escaped."""
+    forms = {password, urllib.parse.quote(password, safe=""), json.dumps(password)[1:-1],
+             json.dumps(password)[1:-1].replace("/", "\\/")}
+    return {f for f in forms if len(f) >= 3}
+
+
+@pytest.mark.parametrize("password,encoded", [
+    ("Secr3tPw", False),
+    ("pa/ss@x", False),                      # '/' and '@' raw in the URL: the password runs to the last '@'
+    ('p@ss:w/rd "q\' s', False),            # quotes and a space, raw in a quoted YAML string
+    ('p@ss:w/rd "q\' s%', True),            # the same percent-encoded, with a '%' of its own
+], ids=["plain", "slash-at", "quotes-space", "percent-encoded"])
+def test_passwords_never_leave_the_server(tmp_path, server, names, db, job, password, encoded):
+    wrong = password + "Wr0ng"
     user = "weir_cp_" + names["topic"][2:]
     create_tables(db)
     hosts = ("%", "localhost")  # 'localhost' too: MariaDB's anonymous ''@'localhost' would otherwise win
     with db.cursor() as cur:
         for h in hosts:
-            cur.execute(f"CREATE USER '{user}'@'{h}' IDENTIFIED BY '{password}'")
-            cur.execute(f"GRANT ALL PRIVILEGES ON {names['db']}.* TO '{user}'@'{h}'")
+            cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (user, h, password))
+            cur.execute(f"GRANT ALL PRIVILEGES ON {names['db']}.* TO %s@%s", (user, h))
     try:
         topic = names["topic"]
         produce(topic, 0, 4_000)
-        url = f"mysql://{user}:{password}@127.0.0.1:{MYSQL_PORT}/{names['db']}"
+
+        def url_with(pw):
+            written = urllib.parse.quote(pw, safe="") if encoded else pw
+            # In the spec's double-quoted YAML string.
+            return f"mysql://{user}:{written}@127.0.0.1:{MYSQL_PORT}/{names['db']}".replace("\\", "\\\\").replace('"', '\\"')
+        url = url_with(password)
         seen = []  # every response and output to search
 
         def api(method, path, body=None):
@@ -784,7 +803,7 @@ def test_passwords_never_leave_the_server(tmp_path, server, names, db, job):
         assert [s["kind"] for s in server.api("GET", f"/api/v1/jobs/{job}/snapshots").json].count("savepoint") == 1
 
         # A wrong password: the run fails, and says so without showing it.
-        cli("draft", job, "--file", spec_file(tmp_path, job_spec(job, topic, names["db"], url=url.replace(password, wrong), restart_attempts=0), "wrong.yaml"))
+        cli("draft", job, "--file", spec_file(tmp_path, job_spec(job, topic, names["db"], url=url_with(wrong), restart_attempts=0), "wrong.yaml"))
         cli("publish", job, "--description", "wrong password")
         p = cli("run", job, "--wait", check=False)
         assert p.returncode == 1
@@ -800,21 +819,26 @@ def test_passwords_never_leave_the_server(tmp_path, server, names, db, job):
             api("GET", path)
         for o in server.api("GET", f"/api/v1/jobs/{job}/operations").json:
             api("GET", f"/api/v1/operations/{o['id']}")
+        for path in (f"/api/v1/jobs/{job}/runs", "/", "/openapi.json"):
+            api("GET", path)
+        for run in server.api("GET", f"/api/v1/jobs/{job}/runs").json:
+            api("GET", f"/api/v1/jobs/{job}/logs?offset=0&run={run['id']}")
         for args in (("status", job), ("status", job, "--json"), ("list",), ("versions", job),
                      ("versions", job, "--json"), ("snapshots", job), ("ops", job), ("ops", job, "--json"),
-                     ("logs", job)):
+                     ("logs", job), ("runs", job), ("runs", job, "--json")):
             cli(*args)
         logs = server.api("GET", f"/api/v1/jobs/{job}/logs?offset=0").text
         assert logs.strip()
         # Files the server writes as logs.
         for dirpath, _, files in os.walk(server.home):
             for f in files:
-                if f.endswith((".log", ".txt", ".out", ".err")) or "log" in f:
+                if f.endswith((".log", ".txt", ".out", ".err", ".jsonl")) or "log" in f:
                     with open(os.path.join(dirpath, f), "rb") as fh:
                         seen.append(f"file {dirpath}/{f}: " + fh.read().decode(errors="replace"))
         seen.append("server log: " + server.log_text())
         for chunk in seen:
-            assert password not in chunk and wrong not in chunk, f"password leaked in: {chunk[:3000]}"
+            for form in password_forms(password):
+                assert form not in chunk, f"password ({form!r}) leaked in: {chunk[:3000]}"
     finally:
         with db.cursor() as cur:
             for h in hosts:

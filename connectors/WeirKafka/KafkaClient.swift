@@ -129,7 +129,15 @@ final class KafkaHandle {
 }
 
 /// Builds an `rd_kafka_conf_t`; a rejected setting is reported as a spec error naming it.
+/// Properties that load code or run commands are refused before librdkafka sees
+/// them (setting `plugin.library.paths` alone loads the library).
 func makeKafkaConf(_ settings: [(String, String)]) throws -> OpaquePointer {
+    for (key, value) in settings {
+        if let why = KafkaPropertySafety.refusal(key: key, value: value) {
+            throw WeirError(.invalidSpec, subject: "Kafka property '\(key)'", why,
+                            suggestion: "remove it from the source's properties; Weir does not load code or run commands named by a job spec")
+        }
+    }
     let conf = rd_kafka_conf_new()!
     var errbuf = [CChar](repeating: 0, count: 512)
     for (key, value) in settings where rd_kafka_conf_set(conf, key, value, &errbuf, errbuf.count) != RD_KAFKA_CONF_OK {

@@ -16,6 +16,8 @@ struct APIResponder: HTTPResponder {
     let plane: JobLifecycle
     /// The bearer token every `/api` request must carry; nil when not required.
     let token: String?
+    /// Refuses requests from other sites (foreign Origin, Host not the listener's).
+    let crossSite: CrossSiteGuard
     let log: @Sendable (String) -> Void
 
     /// Largest request body accepted (specs are small).
@@ -27,6 +29,11 @@ struct APIResponder: HTTPResponder {
         let method = request.method
         let path = request.uri.path
         do {
+            if let refusal = crossSite.refusal(host: request.head.authority, origin: request.headers[.origin],
+                                               fetchSite: request.headers[HTTPField.Name("Sec-Fetch-Site")!],
+                                               isAPI: path.hasPrefix("/api/")) {
+                throw refusal
+            }
             let response = try await route(request, method: method, path: path)
             if method != .get && response.status.code < 300 {
                 log("\(method.rawValue) \(path) → \(response.status.code)")
@@ -61,9 +68,7 @@ struct APIResponder: HTTPResponder {
             return APIResponder.text(200, PrometheusText.render(m), contentType: "text/plain; version=0.0.4; charset=utf-8")
         case ["openapi.json"]:
             try allow(method, .get)
-            var r = APIResponder.text(200, OpenAPI.document, contentType: "application/json")
-            r.headers[.accessControlAllowOrigin] = "*"
-            return r
+            return APIResponder.text(200, OpenAPI.document, contentType: "application/json")
         default:
             break
         }
@@ -268,8 +273,9 @@ struct APIResponder: HTTPResponder {
     static func json(_ status: Int, _ value: JSONValue) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
+        // Every string of every answer is masked here, whatever view built it.
         return Response(status: HTTPResponse.Status(code: status), headers: headers,
-                        body: ResponseBody(byteBuffer: ByteBuffer(string: value.text + "\n")))
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: Masking.mask(value).text + "\n")))
     }
 
     static func text(_ status: Int, _ text: String, contentType: String = "text/plain; charset=utf-8") -> Response {
@@ -286,7 +292,16 @@ struct APIResponder: HTTPResponder {
             throw APIError(413, "invalid_request", "the request body is larger than \(maxBody) bytes")
         }
         let data = Data(buffer.readableBytesView)
-        if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return Body(value: .object([:])) }
+        // Only JSON changes anything: a cross-site form or beacon (text/plain, form-urlencoded,
+        // multipart) is refused before its body is read. An empty body may come without a type.
+        let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        let blank = data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 })
+        if type != "application/json" && (type != nil || !blank) {
+            throw APIError(415, "unsupported_media_type",
+                           "a request that changes something must be application/json (got \(type.map { "'\($0)'" } ?? "no Content-Type"))",
+                           suggestion: "send the body as JSON with Content-Type: application/json")
+        }
+        if blank { return Body(value: .object([:])) }
         guard let v = JSONValue.parse(data) else {
             throw APIError(400, "invalid_request", "the request body is not valid JSON", suggestion: "send a JSON object")
         }

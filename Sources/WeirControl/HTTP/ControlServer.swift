@@ -17,9 +17,14 @@ public enum ControlServer {
     /// - Parameters:
     ///   - host, port: where to listen.
     ///   - token: when set, every `/api` request needs `Authorization: Bearer <token>`.
-    public static func run(host: String, port: Int, token: String?, settings: ControlSettings) async throws {
+    ///   - allowedHosts: host names accepted in `Host` besides the listener's own address.
+    public static func run(host: String, port: Int, token: String?, allowedHosts: [String] = [], settings: ControlSettings) async throws {
         let fm = FileManager.default
+        // The home holds real passwords (weir.db, version files) and everything runs write:
+        // only its owner may read it. Runs inherit the mask, so their files are private too.
+        umask(0o077)
         try fm.createDirectory(at: settings.home.appendingPathComponent("jobs"), withIntermediateDirectories: true)
+        makePrivate(settings.home)
         try lockHome(settings.home)
         let store = try MetadataStore(path: settings.home.appendingPathComponent("weir.db").path)
         let plane = JobLifecycle(store: store, settings: settings)
@@ -28,16 +33,35 @@ public enum ControlServer {
         logger.info("home \(settings.home.path), runs with \(settings.weirBinary)")
         let address = host.contains(":") ? "[\(host)]" : host
         logger.info("listening on http://\(address):\(port)\(token == nil ? "" : " (bearer token required for /api)")")
-        let app = Application(responder: APIResponder(plane: plane, token: token, log: { logger.info("\(Masking.mask($0))") }),
+        let app = Application(responder: APIResponder(plane: plane, token: token,
+                                                           crossSite: CrossSiteGuard(host: host, port: port, allowedHosts: Set(allowedHosts.map { $0.lowercased() })),
+                                                           log: { logger.info("\(Masking.mask($0))") }),
                               configuration: .init(address: .hostname(host, port: port), serverName: "weir"))
         try await app.runService()
         logger.info("stopped; runs keep running and are re-attached by the next server on this home")
     }
 
+    /// Mode 0700 for the home and every directory under it, 0600 for every
+    /// file (a home made by an older server, or copied with looser modes).
+    static func makePrivate(_ home: URL) {
+        chmod(home.path, 0o700)
+        guard let walk = FileManager.default.enumerator(atPath: home.path) else { return }
+        for case let relative as String in walk {
+            let path = home.appendingPathComponent(relative).path
+            var st = stat()
+            guard lstat(path, &st) == 0 else { continue }
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR: chmod(path, 0o700)
+            case S_IFREG: chmod(path, 0o600)
+            default: continue
+            }
+        }
+    }
+
     /// One server per home: a second one would supervise the same runs twice.
     private static func lockHome(_ home: URL) throws {
         let path = home.appendingPathComponent("server.lock").path
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw APIError.internalError("cannot open \(path): \(String(cString: strerror(errno)))")
         }

@@ -24,6 +24,9 @@ public struct ControlSettings: Sendable {
     public var checkRestore: @Sendable (_ previous: String, _ next: String, _ allowNonRestoredState: Bool) throws -> Void = { _, _, _ in }
     /// Restore previews, dry runs and the transaction ledger (nil: not offered).
     public var drills: DrillHooks?
+    /// Why a draft may not even be stored (a client property that loads code
+    /// or runs a command), nil when it may; drafts are otherwise unchecked.
+    public var screenDraft: @Sendable (String) -> String? = { _ in nil }
 
     public init(home: URL, weirBinary: String, validate: @escaping @Sendable (String) throws -> String,
                 logger: Logger) {
@@ -128,6 +131,8 @@ actor JobLifecycle {
             throw APIError.conflict("job '\(name)' already exists",
                                     suggestion: "choose another name, or replace its draft (PUT /api/v1/jobs/\(name)/draft)")
         }
+        try screen(spec)
+        Masking.register(spec: spec)
         let fm = FileManager.default
         let dir = jobDir(name)
         if fm.fileExists(atPath: dir.path) {
@@ -160,8 +165,18 @@ actor JobLifecycle {
            let v = try store.version(job: name, number: latest) {
             restored = Masking.unmask(restored, original: v.spec)
         }
+        try screen(restored)
+        Masking.register(spec: restored)
         try store.updateDraft(name, draft: restored, at: Clock.now())
         return try draft(name)
+    }
+
+    /// Refuses a draft that names a client property loading code or running a command.
+    private func screen(_ spec: String) throws {
+        if let why = settings.screenDraft(spec) {
+            throw APIError(422, "invalid_spec", why,
+                           suggestion: "remove that property: Weir does not load code or run commands named by a job spec")
+        }
     }
 
     func versions(_ name: String) throws -> JSONValue {

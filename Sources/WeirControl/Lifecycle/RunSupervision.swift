@@ -155,6 +155,11 @@ extension JobLifecycle {
     /// closed with what their events file says and a warning.
     func reconcile() {
         do {
+            // Every stored spec's secrets, so that masking finds them in any text.
+            for j in try store.jobs() {
+                Masking.register(spec: j.draft)
+                for v in try store.versions(job: j.name) { Masking.register(spec: v.spec) }
+            }
             for op in try store.inFlightOperations() {
                 if inflight[op.job] != nil { fail(op.job, OperationError(code: "interrupted", message: "superseded", suggestion: nil)) }
                 inflight[op.job] = op
