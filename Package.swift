@@ -10,6 +10,7 @@ import PackageDescription
 //   Sources/WeirState    the snapshot store: checkpoints as files (atomic, checksummed).
 //   connectors/          Kafka and MySQL connectors and their C-library shims; they
 //                        implement WeirCore's SourceConnector / SinkConnector protocols.
+//   Sources/WeirAPI      the REST contract (openapi.yaml) and the code generated from it.
 //   Sources/WeirControl  the control plane: lifecycle (JobLifecycleStateMachine + its driver),
 //                        metadata, supervised runs, and the REST API and console over HTTP.
 //   Sources/WeirCLI      the `weir` command tree: the composition root.
@@ -26,6 +27,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-openapi-generator", from: "1.14.0"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.0"),
+        .package(url: "https://github.com/apple/swift-openapi-urlsession", from: "1.4.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird", from: "2.1.0"),
     ],
     targets: [
         .target(name: "WeirCore", dependencies: ["Yams", .product(name: "Logging", package: "swift-log")], path: "Sources/WeirCore",
@@ -41,9 +46,18 @@ let package = Package(
         .target(name: "WeirKafka", dependencies: ["WeirCore", "CRdKafka", .product(name: "Logging", package: "swift-log")], path: "connectors/WeirKafka"),
         .target(name: "WeirMySQL", dependencies: ["WeirCore", "CMariaDB"], path: "connectors/WeirMySQL"),
 
+        // The REST contract: Sources/WeirAPI/openapi.yaml, from which the server stubs and the
+        // client are generated at build time (swift-openapi-generator's build plugin).
+        .target(name: "WeirAPI",
+                dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
+                path: "Sources/WeirAPI",
+                resources: [.embedInCode("openapi.yaml")],
+                plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]),
+
         // Control plane: job metadata (SQLite), lifecycle, supervised `weir run` children, REST API.
         .target(name: "WeirControl",
-                dependencies: ["WeirCore", "WeirState", "Yams", .product(name: "Logging", package: "swift-log"),
+                dependencies: ["WeirCore", "WeirState", "WeirAPI", "Yams", .product(name: "Logging", package: "swift-log"),
+                               .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
                                .product(name: "GRDB", package: "GRDB.swift"),
                                .product(name: "Hummingbird", package: "hummingbird")],
                 path: "Sources/WeirControl",
@@ -51,8 +65,9 @@ let package = Package(
                 resources: [.embedInCode("HTTP/Console/console.html")]),
 
         .target(name: "WeirCLI",
-                dependencies: ["WeirCore", "WeirEngine", "WeirState", "WeirKafka", "WeirMySQL", "WeirControl", "Yams",
+                dependencies: ["WeirCore", "WeirEngine", "WeirState", "WeirKafka", "WeirMySQL", "WeirControl", "WeirAPI", "Yams",
                                .product(name: "Logging", package: "swift-log"),
+                               .product(name: "OpenAPIURLSession", package: "swift-openapi-urlsession"),
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 path: "Sources/WeirCLI"),
         .executableTarget(name: "weir", dependencies: ["WeirCLI"], path: "Sources/weir"),

@@ -120,9 +120,12 @@ VENV="$DEPS/venv"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import confluent_kafka, pymysql, pytest' 2>/dev/null; then
+# Reinstalled whenever the pinned list changes (its checksum is kept in the venv).
+REQS_SUM="$(sha256sum "$PY_REQS" | cut -d' ' -f1)"
+if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$REQS_SUM" ]; then
   log "installing Python test tooling (pinned, hash-checked: scripts/requirements-test.txt)"
   "$VENV/bin/pip" install -q --require-hashes -r "$PY_REQS"
+  echo "$REQS_SUM" > "$VENV/.requirements.sha256"
 else
   log "Python test tooling present"
 fi

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Hummingbird
+import OpenAPIHummingbird
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,10 +34,12 @@ public enum ControlServer {
         logger.info("home \(settings.home.path), runs with \(settings.weirBinary)")
         let address = host.contains(":") ? "[\(host)]" : host
         logger.info("listening on http://\(address):\(port)\(token == nil ? "" : " (bearer token required for /api)")")
-        let app = Application(responder: APIResponder(plane: plane, token: token,
-                                                           crossSite: CrossSiteGuard(host: host, port: port, allowedHosts: Set(allowedHosts.map { $0.lowercased() })),
-                                                           log: { logger.info("\(Masking.mask($0))") }),
-                              configuration: .init(address: .hostname(host, port: port), serverName: "weir"))
+        let router = Router()
+        router.add(middleware: SiteGuard(crossSite: CrossSiteGuard(host: host, port: port, allowedHosts: Set(allowedHosts.map { $0.lowercased() })),
+                                         token: token, log: { logger.info("\(Masking.mask($0))") }))
+        // Every route is generated from Sources/WeirAPI/openapi.yaml.
+        try APIHandler(plane: plane).registerHandlers(on: router, middlewares: [ContractMiddleware()])
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "weir"))
         try await app.runService()
         logger.info("stopped; runs keep running and are re-attached by the next server on this home")
     }

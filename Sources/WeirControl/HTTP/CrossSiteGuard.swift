@@ -11,7 +11,7 @@
 /// - `Sec-Fetch-Site: cross-site` on the API is refused too.
 ///
 /// Pure: headers in, refusal out. Content types are checked where the body
-/// is read (`APIResponder.body`).
+/// is read (`ContractMiddleware`).
 struct CrossSiteGuard: Sendable {
     /// The listener's host (as given to `--listen`) and port.
     var host: String
