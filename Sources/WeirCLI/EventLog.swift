@@ -1,12 +1,13 @@
 import Foundation
 import Synchronization
+import WeirControl
 import WeirCore
 import WeirState
 import WeirEngine
 
-/// `weir run --events FILE`: one JSON object per line for each lifecycle
+/// `weir run --events FILE`: one `RunEventLine` per line for each lifecycle
 /// event of the run, appended and flushed as it happens. The control plane
-/// supervises its child runs by reading this file; people can `tail -f` it.
+/// supervises its child runs by decoding the same type; people can `tail -f` it.
 ///
 /// Events: `starting`, `running`, `first_record`, `snapshot`, `snapshot_failed`, `stop_failed`,
 /// `restarting`, `metrics` (every 2 s, with backpressure time), and one final `finished`, `stopped`,
@@ -14,7 +15,6 @@ import WeirEngine
 final class EventLog: Sendable {
     private let handle: Mutex<FileHandle?>
     private let ended = Atomic<Bool>(false)
-    static let finalEvents: Set<String> = ["finished", "stopped", "cancelled", "failed"]
 
     init(path: String?) throws {
         guard let path else { handle = Mutex(nil); return }
@@ -30,46 +30,40 @@ final class EventLog: Sendable {
 
     var enabled: Bool { handle.withLock { $0 != nil } }
 
-    func emit(_ event: String, _ fields: [String: Any] = [:]) {
+    func emit(_ event: RunEventLine.Event) {
         // Exactly one final event per run.
-        if EventLog.finalEvents.contains(event), ended.exchange(true, ordering: .relaxed) { return }
-        var obj = fields
-        obj["event"] = event
-        obj["time"] = SnapshotManifest.timestamp(Date())
-        guard let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) else { return }
+        if event.isFinal, ended.exchange(true, ordering: .relaxed) { return }
+        guard enabled, let data = try? RunEventLine(time: SnapshotManifest.timestamp(Date()), event).encoded() else { return }
         handle.withLock { h in
-            h?.write(data)
-            h?.write(Data([0x0A]))
+            h?.write(data + [0x0A])
         }
     }
 
     func emit(_ e: RunEvent, store: SnapshotStore) {
         switch e {
         case .running(let run, let from):
-            var f: [String: Any] = ["run": run]
-            if let from { f["restoredFrom"] = from }
-            emit("running", f)
+            emit(.running(.init(run: run, restoredFrom: from)))
         case .firstRecord:
-            emit("first_record")
+            emit(.firstRecord)
         case .snapshot(let id, let kind, let ckpt, let bytes, let ms):
-            var f: [String: Any] = ["id": id, "kind": kind.rawValue, "checkpoint": ckpt, "bytes": bytes, "durationMs": ms]
+            var s = RunEventLine.Snapshot(id: id, kind: kind.rawValue, checkpoint: ckpt, bytes: bytes, durationMs: ms)
             if let m = try? store.load(id, verify: false).manifest {
-                f["offsets"] = m.offsets
-                f["sizeBytes"] = m.totalBytes
-                f["createdAt"] = m.createdAt
-                f["kind"] = m.kind.rawValue
+                s.offsets = m.offsets
+                s.sizeBytes = m.totalBytes
+                s.createdAt = m.createdAt
+                s.kind = m.kind.rawValue
             }
-            emit("snapshot", f)
+            emit(.snapshot(s))
         case .snapshotFailed(let ckpt, let kind, let reason):
-            emit("snapshot_failed", ["checkpoint": ckpt, "kind": kind.rawValue, "reason": reason])
+            emit(.snapshotFailed(.init(checkpoint: ckpt, kind: kind.rawValue, reason: reason)))
         case .restarting(let attempt, let of, let error):
-            emit("restarting", ["attempt": attempt, "of": of, "error": error])
+            emit(.restarting(.init(attempt: attempt, of: of, error: error)))
         case .restoreAdjusted(let node, let dropped, let newPartitions, let newTopics):
-            emit("restore_adjusted", ["node": node, "dropped": dropped, "newPartitions": newPartitions, "newTopics": newTopics])
+            emit(.restoreAdjusted(.init(node: node, dropped: dropped, newPartitions: newPartitions, newTopics: newTopics)))
         case .startupTimes(let state, let positioned, let first):
-            emit("startup_times", ["stateLoadedMs": state, "sourcesPositionedMs": positioned, "firstRecordMs": first.map { $0 as Any } ?? NSNull()])
+            emit(.startupTimes(.init(stateLoadedMs: state, sourcesPositionedMs: positioned, firstRecordMs: first)))
         case .splitsAdded(let node, let subtask, let splits):
-            emit("splits_added", ["node": node, "subtask": subtask, "splits": splits])
+            emit(.splitsAdded(.init(node: node, subtask: subtask, splits: splits)))
         }
     }
 
@@ -77,35 +71,36 @@ final class EventLog: Sendable {
         var lag: [String: Int64] = [:]
         for p in m.splitProgress { lag[p.name] = p.lag }
         let ck = m.lastCheckpointFigures
-        emit("metrics", ["recordsIn": m.recordsIn.load, "recordsOut": m.recordsOut.load, "decodeErrors": m.decodeErrors.load,
-                         "lateRecords": m.lateRecords.load, "lag": lag, "checkpoints": m.checkpointsCompleted.load,
-                         "lastCheckpointMs": ck.durationMillis, "lastCheckpointBytes": ck.bytes, "restarts": restarts,
-                         "backpressureMs": Double(backpressureNanos) / 1e6, "rejectedRecords": m.rejectedRecords.load,
-                         "nodes": EventLog.nodeFigures(m)])
+        emit(.metrics(.init(recordsIn: m.recordsIn.load, recordsOut: m.recordsOut.load, decodeErrors: m.decodeErrors.load,
+                            lateRecords: m.lateRecords.load, lag: lag, checkpoints: m.checkpointsCompleted.load,
+                            lastCheckpointMs: ck.durationMillis, lastCheckpointBytes: ck.bytes, restarts: restarts,
+                            backpressureMs: Double(backpressureNanos) / 1e6, rejectedRecords: m.rejectedRecords.load,
+                            nodes: EventLog.nodeFigures(m))))
     }
 
     /// Per-node figures keyed by node id, as the metrics event and `--stats` carry them.
-    static func nodeFigures(_ m: JobMetrics) -> [String: Any] {
-        var nodes: [String: Any] = [:]
+    static func nodeFigures(_ m: JobMetrics) -> [String: RunEventLine.Metrics.Node] {
+        var nodes: [String: RunEventLine.Metrics.Node] = [:]
         let rejected = m.rejected
         for n in m.nodes {
-            nodes[n.id] = ["recordsIn": n.recordsIn, "recordsOut": n.recordsOut,
-                           "backpressureMs": Double(n.backpressureNanos) / 1e6,
-                           "rejected": rejected[n.id] ?? [:]]
+            nodes[n.id] = .init(recordsIn: n.recordsIn, recordsOut: n.recordsOut,
+                                backpressureMs: Double(n.backpressureNanos) / 1e6, rejected: rejected[n.id] ?? [:])
         }
         return nodes
     }
 
     /// The final `failed` event, with the error's code, subject and suggestion when known.
     func emitFailure(_ error: any Error) {
+        emit(.failed(EventLog.failure(error)))
+    }
+
+    /// What the `failed` event says about an error: a `WeirError` keeps its code.
+    static func failure(_ error: any Error) -> RunEventLine.Failed {
         if let e = error as? WeirError {
-            var f: [String: Any] = ["code": e.code.rawValue, "subject": e.subject, "message": e.description]
-            if let s = e.suggestion { f["suggestion"] = s }
-            emit("failed", f)
+            return .init(code: e.code.rawValue, subject: e.subject, message: e.description, suggestion: e.suggestion)
         } else if let e = error as? SpecErrors {
-            emit("failed", ["code": WeirError.Code.invalidSpec.rawValue, "message": e.description])
-        } else {
-            emit("failed", ["code": WeirError.Code.internalError.rawValue, "message": "\(error)"])
+            return .init(code: WeirError.Code.invalidSpec.rawValue, message: e.description)
         }
+        return .init(code: WeirError.Code.internalError.rawValue, message: "\(error)")
     }
 }

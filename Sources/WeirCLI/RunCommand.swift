@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Synchronization
+import WeirControl
 import WeirCore
 import WeirState
 import WeirEngine
@@ -59,7 +60,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         CLILogging.configure(prefix: { "[weir] " }, level: try CLILogging.level(logLevel))
         let eventLog = try EventLog(path: events)
-        eventLog.emit("starting", ["pid": Int(getpid())])
+        eventLog.emit(.starting(.init(pid: Int(getpid()))))
         do { try runJob(eventLog) } catch {
             if !(error is ExitCode) { eventLog.emitFailure(error) }
             throw error
@@ -81,6 +82,7 @@ struct RunCommand: ParsableCommand {
         let dir = stateDir.map { URL(fileURLWithPath: $0) } ?? defaultStateDir(job: plan.name)
         let store: SnapshotStore
         do { store = try SnapshotStore(directory: dir, retain: plan.spec.checkpoint.retain, logger: options.logger) } catch {
+            eventLog.emitFailure(error)
             throw CLIError("cannot use state directory \(dir.path): \(error)")
         }
         let restoring = fromSnapshot != nil
@@ -141,16 +143,17 @@ struct RunCommand: ParsableCommand {
                 "lateRecords": m.lateRecords.load, "wallSeconds": secs, "idleWaitSeconds": idle,
                 "processingSeconds": max(0.001, secs - idle), "checkpoints": m.checkpointsCompleted.load,
                 "lastCheckpointMillis": ck.durationMillis, "lastCheckpointBytes": ck.bytes,
-                "restarts": supervisor.restarts.load, "rejectedRecords": m.rejectedRecords.load, "nodes": EventLog.nodeFigures(m)]
+                "restarts": supervisor.restarts.load, "rejectedRecords": m.rejectedRecords.load,
+                "nodes": try JSONSerialization.jsonObject(with: JSONEncoder().encode(EventLog.nodeFigures(m)))]
             try JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys])
                 .write(to: URL(fileURLWithPath: stats), options: .atomic)
         }
         let m = supervisor.metrics
         if eventLog.enabled, let m { eventLog.emitMetrics(m, restarts: supervisor.restarts.load, backpressureNanos: supervisor.backpressureNanos) }
         switch outcome {
-        case .success(.finished): eventLog.emit("finished")
-        case .success(.stopped(let id)): eventLog.emit("stopped", ["snapshot": id])
-        case .success(.cancelled): eventLog.emit("cancelled")
+        case .success(.finished): eventLog.emit(.finished)
+        case .success(.stopped(let id)): eventLog.emit(.stopped(.init(snapshot: id)))
+        case .success(.cancelled): eventLog.emit(.cancelled)
         case .failure(let e): eventLog.emitFailure(e)
         }
         switch outcome {
@@ -216,8 +219,8 @@ extension RunCommand {
             return r
         }
         printErr(p.text.split(separator: "\n", omittingEmptySubsequences: false).map { "[weir] " + $0 }.joined(separator: "\n"))
-        if eventLog.enabled, let data = try? JSONEncoder().encode(p), let object = try? JSONSerialization.jsonObject(with: data) {
-            eventLog.emit("restore_preview", ["preview": object])
+        if eventLog.enabled, let data = try? JSONEncoder().encode(p), let preview = JSONValue.parse(data) {
+            eventLog.emit(.restorePreview(.init(preview: preview)))
         }
         if let e = p.offsets.refusal(snapshot: r.snapshotID, acceptRetentionLoss: acceptRetentionLoss) {
             eventLog.emitFailure(e)
@@ -257,7 +260,7 @@ final class SignalHandling: @unchecked Sendable {
                 case .stopped(let id): printErr("[weir] savepoint \(id) taken")
                 case .failed(let reason):
                     printErr("[weir] savepoint FAILED: \(reason)")
-                    eventLog.emit("savepoint_failed", ["reason": reason])
+                    eventLog.emit(.savepointFailed(.init(reason: reason)))
                 }
             }
         }
@@ -287,7 +290,7 @@ final class SignalHandling: @unchecked Sendable {
                 DispatchQueue.global().async {
                     if case .failed(let reason) = supervisor.stopWithSnapshot() {
                         printErr("[weir] stop with snapshot FAILED, the job keeps running: \(reason) (signal again to cancel without a snapshot)")
-                        eventLog.emit("stop_failed", ["reason": reason])
+                        eventLog.emit(.stopFailed(.init(reason: reason)))
                     }
                 }
             }

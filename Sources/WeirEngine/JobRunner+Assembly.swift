@@ -166,7 +166,7 @@ extension JobRunner {
                     if let files = restore?.state[n.id] {
                         let range = KeyGroups.range(subtask: j, parallelism: p, maxParallelism: plan.maxParallelism)
                         do { try op.restoreState(files, keyGroups: range) } catch {
-                            throw WeirError(.io, subject: "state of node '\(n.id)' in snapshot \(restore!.snapshotID)",
+                            throw WeirError(.snapshotCorrupt, subject: "state of node '\(n.id)' in snapshot \(restore!.snapshotID)",
                                             "cannot be read: \(error)", suggestion: "restore from an earlier snapshot")
                         }
                     }

@@ -14,12 +14,27 @@ private func posixRename(_ from: String, _ to: String) -> Int32 { rename(from, t
 
 /// POSIX file primitives for the snapshot store: writes that are fsync'd,
 /// directory fsyncs (so renames and deletions are durable), and streaming
-/// reads that checksum as they go. Errors are `WeirError(.io)` naming the path.
+/// reads that checksum as they go. Errors name the path; their code is
+/// `io_error`, or `state_dir_full` / `state_dir_unwritable` by errno.
 enum DurableFiles {
     static func errnoText(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }
 
     static func ioError(_ path: String, _ what: String, _ e: Int32 = errno) -> WeirError {
-        WeirError(.io, subject: path, "\(what): \(errnoText(e))")
+        WeirError(.io(errno: e), subject: path, "\(what): \(errnoText(e))")
+    }
+
+    /// The code of a failed Foundation file call (which wraps the errno).
+    static func code(of error: any Error) -> WeirError.Code {
+        let ns = error as NSError
+        if ns.domain == NSPOSIXErrorDomain { return .io(errno: Int32(ns.code)) }
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return .io(errno: Int32(underlying.code))
+        }
+        switch CocoaError.Code(rawValue: ns.domain == NSCocoaErrorDomain ? ns.code : -1) {
+        case .fileWriteOutOfSpace: return .stateDirFull
+        case .fileWriteNoPermission, .fileWriteVolumeReadOnly: return .stateDirUnwritable
+        default: return .io
+        }
     }
 
     /// fsyncs a directory, making renames/creations/deletions in it durable.

@@ -81,7 +81,8 @@ public final class SnapshotStore: Sendable {
                 try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
                 try? DurableFiles.syncDirectory(self.directory.deletingLastPathComponent().path)
             } catch {
-                throw WeirError(.io, subject: "snapshot directory \(path)", "cannot be created: \(error.localizedDescription)")
+                throw WeirError(DurableFiles.code(of: error), subject: "snapshot directory \(path)",
+                                "cannot be created: \(error.localizedDescription)")
             }
         }
         if removeLeftovers {
@@ -344,7 +345,7 @@ public final class SnapshotStore: Sendable {
         let hint = restoreHint(forSnapshotAt: dir)
         let data: Data
         if !DurableFiles.exists(file) {
-            throw WeirError(.io, subject: "snapshot file \(file)",
+            throw WeirError(.snapshotCorrupt, subject: "snapshot file \(file)",
                             "missing: the snapshot is incomplete (its manifest is written last)", suggestion: hint)
         }
         do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
@@ -352,12 +353,12 @@ public final class SnapshotStore: Sendable {
         }
         let m: SnapshotManifest
         do { m = try JSONDecoder().decode(SnapshotManifest.self, from: data) } catch {
-            throw WeirError(.io, subject: "snapshot file \(file)",
+            throw WeirError(.snapshotCorrupt, subject: "snapshot file \(file)",
                             "is not a valid manifest (\(describe(error))): the file is corrupt", suggestion: hint)
         }
         let problems = m.consistencyProblems()
         if !problems.isEmpty {
-            throw WeirError(.io, subject: "snapshot file \(file)",
+            throw WeirError(.snapshotCorrupt, subject: "snapshot file \(file)",
                             "is inconsistent: " + problems.joined(separator: "; "), suggestion: hint)
         }
         return m
@@ -591,7 +592,7 @@ public struct LoadedSnapshot: Sendable {
         for f in manifest.state {
             let found: (bytes: Int64, crc32: UInt32)
             do { found = try DurableFiles.measure(path(of: f)) } catch let e as WeirError {
-                throw corrupt(f, e.message.hasPrefix("missing") ? "missing: the snapshot is incomplete" : e.message)
+                throw e.message.hasPrefix("missing") ? corrupt(f, "missing: the snapshot is incomplete") : corrupt(f, e.message, code: e.code)
             }
             try check(f, bytes: found.bytes, crc: found.crc32)
         }
@@ -601,7 +602,7 @@ public struct LoadedSnapshot: Sendable {
     public func read(_ file: StateFile) throws -> [UInt8] {
         let got: (bytes: [UInt8], crc32: UInt32)
         do { got = try DurableFiles.readAll(path(of: file)) } catch let e as WeirError {
-            throw corrupt(file, e.message.hasPrefix("missing") ? "missing: the snapshot is incomplete" : e.message)
+            throw e.message.hasPrefix("missing") ? corrupt(file, "missing: the snapshot is incomplete") : corrupt(file, e.message, code: e.code)
         }
         try check(file, bytes: Int64(got.bytes.count), crc: got.crc32)
         return got.bytes
@@ -622,8 +623,10 @@ public struct LoadedSnapshot: Sendable {
         }
     }
 
-    private func corrupt(_ f: StateFile, _ message: String) -> WeirError {
-        WeirError(.io, subject: "snapshot file \(path(of: f))", message,
+    /// A state file that is missing or fails its checks; one that is there but
+    /// cannot be read keeps the code of the failed read (a disk error is not corruption).
+    private func corrupt(_ f: StateFile, _ message: String, code: WeirError.Code = .snapshotCorrupt) -> WeirError {
+        WeirError(code, subject: "snapshot file \(path(of: f))", message,
                   suggestion: SnapshotStore.restoreHint(forSnapshotAt: directory.path))
     }
 }

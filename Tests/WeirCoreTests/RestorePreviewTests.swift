@@ -36,6 +36,7 @@ final class OffsetDiffTests: XCTestCase {
         let d = OffsetDiff(node: "e", snapshot: ["a/0": 10, "a/1": 3], now: [range("a/0", 12, 20), range("a/1", 0, 9)])
         let e = d.refusal(snapshot: "stop-4")
         XCTAssertTrue(e?.message.hasPrefix("2 records it would resume from were already deleted by retention") ?? false, "\(String(describing: e))")
+        XCTAssertEqual(e?.code, .offsetsRemoved)
         XCTAssertNil(d.refusal(snapshot: "stop-4", acceptRetentionLoss: true))
     }
 
@@ -65,12 +66,14 @@ final class StateMappingTests: XCTestCase {
         let changed = StateMapping(from: v1, to: try plan(#"n: "count()", t: "sum(v)""#))
         XCTAssertEqual(changed.nodes.first { $0.node == "agg" }?.outcome, .incompatible)
         XCTAssertTrue(changed.refusal(snapshot: "x", allowNonRestoredState: true)!.message.contains("state layout changed"))
+        XCTAssertEqual(changed.refusal(snapshot: "x", allowNonRestoredState: true)?.code, .snapshotIncompatible)
         let renamed = StateMapping(from: v1, to: try plan(#"n: "count()""#, id: "agg2", extraSource: true))
         XCTAssertEqual(renamed.nodes.map { "\($0.node):\($0.outcome.rawValue)" }, ["agg:dropped", "agg2:new", "s:restored", "s2:new"])
         XCTAssertTrue(renamed.refusal(snapshot: "x", allowNonRestoredState: false)!.message.contains("'agg'"))
+        XCTAssertEqual(renamed.refusal(snapshot: "x", allowNonRestoredState: false)?.code, .snapshotIncompatible)
         XCTAssertNil(renamed.refusal(snapshot: "x", allowNonRestoredState: true))
         let regrouped = StateMapping(from: v1, to: try plan(#"n: "count()""#, maxParallelism: 32))
         XCTAssertEqual(regrouped.maxParallelismChange, .init(from: 16, to: 32))
-        XCTAssertNotNil(regrouped.refusal(snapshot: "x", allowNonRestoredState: true))
+        XCTAssertEqual(regrouped.refusal(snapshot: "x", allowNonRestoredState: true)?.code, .snapshotIncompatible)
     }
 }

@@ -349,7 +349,7 @@ final class SnapshotStoreTests: XCTestCase {
 
         XCTAssertThrowsError(try store.load("chk-2")) { e in
             guard let w = e as? WeirError else { return XCTFail("\(e)") }
-            XCTAssertEqual(w.code, .io)
+            XCTAssertEqual(w.code, .snapshotCorrupt)
             XCTAssertEqual(w.subject, "snapshot file \(victim.path)")
             XCTAssertTrue(w.message.hasPrefix("checksum mismatch (expected crc32 \(second.state[1].crc32Hex), found "), w.message)
             XCTAssertTrue(w.message.hasSuffix("): the file is corrupt"), w.message)
@@ -391,7 +391,7 @@ final class SnapshotStoreTests: XCTestCase {
 
         XCTAssertThrowsError(try store.load("chk-2")) { e in
             guard let w = e as? WeirError else { return XCTFail("\(e)") }
-            XCTAssertEqual(w.code, .io)
+            XCTAssertEqual(w.code, .snapshotCorrupt)
             XCTAssertEqual(w.subject, "snapshot file \(file.path)")
             XCTAssertTrue(w.message.contains("not valid JSON"), w.message)
             XCTAssertTrue(w.message.hasSuffix("the file is corrupt"), w.message)

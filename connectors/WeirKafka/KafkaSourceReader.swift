@@ -165,7 +165,7 @@ final class KafkaSourceReader: SourceReader {
             uncheckedStarts -= 1
             let start = startOffset[s]
             if nextOffset[s] == start && lo >= 0 && start < lo {
-                throw WeirError(.kafka, subject: "Kafka partition \(splitNames[s])",
+                throw WeirError(.offsetsRemoved, subject: "Kafka partition \(splitNames[s])",
                                 "start offset \(start) is below the partition's low watermark \(lo): \(lo - start) records were already deleted (retention) and would be skipped",
                                 suggestion: "restore from a newer snapshot, or start without one (startOffsets) if skipping them is acceptable")
             }

@@ -142,19 +142,20 @@ struct EventTail {
 
     init(path: String) { self.path = path }
 
-    /// The complete lines appended since the last call, parsed; unparsable lines are skipped.
-    mutating func readNew() -> [JSONValue] {
+    /// The complete lines appended since the last call, decoded; malformed
+    /// lines are skipped (unknown kinds come back as `.unknown`).
+    mutating func readNew() -> [RunEventLine] {
         guard let h = FileHandle(forReadingAtPath: path) else { return [] }
         defer { try? h.close() }
         do { try h.seek(toOffset: offset) } catch { return [] }
         guard let data = try? h.readToEnd(), !data.isEmpty else { return [] }
         offset += UInt64(data.count)
         partial.append(data)
-        var out: [JSONValue] = []
+        var out: [RunEventLine] = []
         while let nl = partial.firstIndex(of: 0x0A) {
             let line = partial[partial.startIndex..<nl]
             partial = Data(partial[partial.index(after: nl)...])
-            if let v = JSONValue.parse(Data(line)), v["event"]?.string != nil { out.append(v) }
+            if let e = RunEventLine.decode(Data(line)) { out.append(e) }
         }
         return out
     }

@@ -15,70 +15,69 @@ extension JobLifecycle {
     }
 
     /// Events read from a run's events file, in order.
-    func handle(runID: String, events: [JSONValue]) {
-        for e in events { handle(runID: runID, event: e) }
+    func handle(runID: String, events: [RunEventLine]) {
+        for e in events { handle(runID: runID, line: e) }
     }
 
     /// Records what an event says about the run (its state, snapshots,
     /// metrics, final event) and executes the lifecycle's reaction to it.
-    private func handle(runID: String, event e: JSONValue) {
-        guard let job = liveJob(ofRun: runID), var lr = live[job], let name = e["event"]?.string else { return }
-        let time = e["time"]?.string ?? Clock.now()
+    private func handle(runID: String, line: RunEventLine) {
+        guard let job = liveJob(ofRun: runID), var lr = live[job] else { return }
         let report: JobLifecycleStateMachine.RunReport
-        switch name {
-        case "running":
-            report = .running(restoredFrom: e["restoredFrom"]?.string)
-        case "snapshot":
-            guard let id = e["id"]?.string else { return }
-            let kind = e["kind"]?.string ?? SnapshotManifest.parseID(id)?.kind.rawValue ?? "checkpoint"
-            let row = SnapshotRow(job: job, id: id, version: lr.row.version, run: runID, kind: kind,
-                                  checkpoint: e["checkpoint"]?.int ?? SnapshotManifest.parseID(id)?.checkpointID ?? 0,
-                                  createdAt: e["createdAt"]?.string ?? time,
-                                  sizeBytes: e["sizeBytes"]?.int ?? e["bytes"]?.int ?? 0,
-                                  offsets: e["offsets"] ?? .object([:]))
-            do { try store.insertSnapshot(row) } catch { log("cannot record snapshot \(id) of job '\(job)': \(error)") }
-            if kind != "checkpoint" { log("job '\(job)': run \(runID) took \(kind) \(id)") }
-            report = .snapshot(id: id, kind: kind)
-        case "savepoint_failed":
-            report = .savepointFailed(reason: e["reason"]?.string)
-        case "stop_failed":
-            report = .stopFailed(reason: e["reason"]?.string)
-        case "restarting":
-            let attempt = e["attempt"]?.int ?? 0, of = e["of"]?.int ?? 0
-            log("job '\(job)': run \(runID) restarting (attempt \(attempt) of \(of)) after: \(e["error"]?.string ?? "an error")")
+        switch line.event {
+        case .running(let r):
+            report = .running(restoredFrom: r.restoredFrom)
+        case .snapshot(let s):
+            let row = SnapshotRow(job: job, id: s.id, version: lr.row.version, run: runID, kind: s.kind,
+                                  checkpoint: s.checkpoint, createdAt: s.createdAt ?? line.time,
+                                  sizeBytes: s.sizeBytes ?? Int64(s.bytes), offsets: JSONLines.offsets(s.offsets ?? [:]))
+            do { try store.insertSnapshot(row) } catch { log("cannot record snapshot \(s.id) of job '\(job)': \(error)") }
+            if s.kind != "checkpoint" { log("job '\(job)': run \(runID) took \(s.kind) \(s.id)") }
+            report = .snapshot(id: s.id, kind: s.kind)
+        case .savepointFailed(let r):
+            report = .savepointFailed(reason: r.reason)
+        case .stopFailed(let r):
+            report = .stopFailed(reason: r.reason)
+        case .restarting(let r):
+            log("job '\(job)': run \(runID) restarting (attempt \(r.attempt) of \(r.of)) after: \(r.error)")
             return
-        case "metrics":
-            lr.metrics = e
+        case .metrics:
+            lr.metrics = line.json
             live[job] = lr
             return
-        case "restore_preview", "startup_times":
+        case .restorePreview(let p):
             // Time to restore, predicted before the restore and measured by it: the run history keeps both.
-            var times = lr.row.timeToRestore?.object ?? [:]
-            if name == "startup_times" {
-                // Sent when the sources are positioned and again at the first record: a first record once seen stays.
-                let first = e["firstRecordMs"].flatMap { $0.isNull ? nil : $0 } ?? times["measured"]?["firstRecordMs"] ?? .null
-                times["measured"] = .object(["stateLoadedMs": e["stateLoadedMs"] ?? .null,
-                                             "sourcesPositionedMs": e["sourcesPositionedMs"] ?? .null, "firstRecordMs": first])
-            } else if let p = e["preview"]?["predicted"], p.object != nil {
-                times["predicted"] = .object(["stateBytes": p["stateBytes"] ?? .null, "stateLoadedMs": p["stateLoadedMillis"] ?? .null,
-                                              "firstRecordMs": p["firstRecordMillis"] ?? .null])
-            }
-            lr.row.timeToRestore = .object(times)
-            live[job] = lr
-            try? store.updateRun(lr.row)
+            recordTimeToRestore(job, &lr, "predicted", p.predicted.map { .object([
+                "stateBytes": .int($0.stateBytes), "stateLoadedMs": .double($0.stateLoadedMillis),
+                "firstRecordMs": .double($0.firstRecordMillis)]) })
             return
-        case "finished", "stopped", "cancelled", "failed":
+        case .startupTimes(let t):
+            // Sent when the sources are positioned and again at the first record: a first record once seen stays.
+            let first = t.firstRecordMs.map { JSONValue.double($0) } ?? lr.row.timeToRestore?["measured"]?["firstRecordMs"] ?? .null
+            recordTimeToRestore(job, &lr, "measured", .object([
+                "stateLoadedMs": .double(t.stateLoadedMs), "sourcesPositionedMs": .double(t.sourcesPositionedMs), "firstRecordMs": first]))
+            return
+        case .finished, .stopped, .cancelled, .failed:
             // The first final event is the real one: `weir run` may append a second,
             // generic `failed` (its CLI wrapper re-reporting the same error).
             if lr.final == nil {
-                lr.final = e
+                lr.final = line.json
                 live[job] = lr
             }
             return
-        default:
+        case .starting, .firstRecord, .splitsAdded, .restoreAdjusted, .snapshotFailed, .unknown:
             return
         }
-        react(machine(job).runReported(report, runID: runID, at: time), job: job)
+        react(machine(job).runReported(report, runID: runID, at: line.time), job: job)
+    }
+
+    /// Keeps one half (`predicted` or `measured`) of the run's time to restore (nil: not known).
+    private func recordTimeToRestore(_ job: String, _ lr: inout LiveRun, _ half: String, _ value: JSONValue?) {
+        var times = lr.row.timeToRestore?.object ?? [:]
+        if let value { times[half] = value }
+        lr.row.timeToRestore = .object(times)
+        live[job] = lr
+        try? store.updateRun(lr.row)
     }
 
     /// How a run ended, as the lifecycle rules take it.
@@ -86,23 +85,19 @@ extension JobLifecycle {
 
     /// How a run ended, from its final event or its exit.
     private func ending(_ lr: LiveRun, exit: ProcessExit) -> Ending {
-        let f = lr.final
-        switch f?["event"]?.string {
-        case "stopped":
-            let id = f?["snapshot"]?.string
-            return Ending(outcome: "stopped", message: "stopped with snapshot \(id ?? "?")", error: nil, stopSnapshot: id)
-        case "finished":
+        switch lr.final.flatMap(RunEventLine.init(json:))?.event {
+        case .stopped(let s)?:
+            return Ending(outcome: "stopped", message: "stopped with snapshot \(s.snapshot)", error: nil, stopSnapshot: s.snapshot)
+        case .finished?:
             return Ending(outcome: "finished", message: "finished: its input was complete", error: nil)
-        case "cancelled":
+        case .cancelled?:
             return Ending(outcome: "cancelled", message: "cancelled without a snapshot", error: nil)
-        case "failed":
-            let code = f?["code"]?.string ?? "internal_error"
-            let given = f?["suggestion"]?.string
-            var message = f?["message"]?.string ?? "the run failed"
-            if let given, message.hasSuffix(" (\(given))") { message = String(message.dropLast(given.count + 3)) }
+        case .failed(let f)?:
+            var message = f.message
+            if let given = f.suggestion, message.hasSuffix(" (\(given))") { message = String(message.dropLast(given.count + 3)) }
             return Ending(outcome: "failed", message: message,
-                          error: OperationError(code: code, message: message,
-                                                suggestion: Suggestions.suggest(code: code, message: message, given: given)))
+                          error: OperationError(code: f.code, message: message,
+                                                suggestion: Suggestions.suggest(code: f.code, message: message, given: f.suggestion)))
         default:
             if lr.killedAfterCancel {
                 return Ending(outcome: "cancelled",

@@ -98,7 +98,7 @@ public struct OffsetDiff: Sendable, Equatable, Codable {
         if acceptRetentionLoss { return nil }
         let losing = rows.filter { $0.action == .retentionLoss }
         guard let first = losing.first else { return nil }
-        return WeirError(.kafka, subject: "snapshot \(snapshot)",
+        return WeirError(.offsetsRemoved, subject: "snapshot \(snapshot)",
                          "\(lost) records it would resume from were already deleted by retention (\(losing.map { "\($0.split): offsets \($0.snapshotOffset!)..<\($0.low!)" }.joined(separator: ", "))); the first is \(first.split)",
                          suggestion: "restore a newer snapshot, or accept the loss explicitly (--accept-retention-loss) to resume at the oldest offsets still held")
     }

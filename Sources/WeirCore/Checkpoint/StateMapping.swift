@@ -88,20 +88,20 @@ public struct StateMapping: Sendable, Equatable, Codable {
     /// The first refusal, as the error a restore throws (nil: the restore may go on).
     public func refusal(snapshot: String, allowNonRestoredState: Bool) -> WeirError? {
         if let m = maxParallelismChange {
-            return WeirError(.invalidSpec, subject: "snapshot \(snapshot)",
+            return WeirError(.snapshotIncompatible, subject: "snapshot \(snapshot)",
                              "its keyed state is split into maxParallelism \(m.from) key groups, but the job says maxParallelism \(m.to); keys would land in the wrong groups",
                              suggestion: "set maxParallelism: \(m.from) (it is fixed for the life of the state; parallelism may change), or start without the snapshot")
         }
         let dropped = nodes.filter { $0.outcome == .dropped }.map(\.node)
         if !dropped.isEmpty && !allowNonRestoredState {
-            return WeirError(.invalidSpec, subject: "snapshot \(snapshot)",
+            return WeirError(.snapshotIncompatible, subject: "snapshot \(snapshot)",
                              "holds state for node\(dropped.count > 1 ? "s" : "") \(dropped.map { "'\($0)'" }.joined(separator: ", ")) that the job no longer has",
                              suggestion: "restore the node, or pass --allow-non-restored-state to drop that state")
         }
         if let n = nodes.first(where: { $0.outcome == .incompatible }) {
             let message = n.was.map { "its state layout changed since snapshot \(snapshot) (was \($0), now \(n.now ?? "none"))" }
                 ?? "\(n.reason ?? "its state is incompatible") (snapshot \(snapshot))"
-            return WeirError(.invalidSpec, subject: "node '\(n.node)'", message,
+            return WeirError(.snapshotIncompatible, subject: "node '\(n.node)'", message,
                              suggestion: "keep the keys, window and aggregates of a stateful node, or give the changed node a new id (its state then starts empty) with --allow-non-restored-state")
         }
         return nil

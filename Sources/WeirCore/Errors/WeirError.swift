@@ -1,3 +1,5 @@
+import Foundation
+
 /// The one error type users see from Weir.
 ///
 /// Every error names the object at fault (`subject`: a spec path such as
@@ -22,6 +24,19 @@ public struct WeirError: Error, Sendable, CustomStringConvertible, Equatable {
         case mysql = "mysql_error"
         case unsupportedLibrary = "unsupported_library"
         case io = "io_error"
+        /// The disk holding the state directory is full (ENOSPC, EDQUOT).
+        case stateDirFull = "state_dir_full"
+        /// The state directory may not be written (EACCES, EPERM, EROFS).
+        case stateDirUnwritable = "state_dir_unwritable"
+        /// A snapshot's files fail their checks: missing, truncated, a checksum
+        /// or manifest that does not match.
+        case snapshotCorrupt = "snapshot_corrupt"
+        /// A snapshot does not fit the job: state of a node it no longer has, a
+        /// changed state layout, another maxParallelism.
+        case snapshotIncompatible = "snapshot_incompatible"
+        /// Records a restore or a start offset would resume from were already
+        /// removed from the topic by retention.
+        case offsetsRemoved = "offsets_removed"
         /// A record rejected under `onError: fail`.
         case badRecord = "bad_record"
         case internalError = "internal_error"
@@ -31,8 +46,19 @@ public struct WeirError: Error, Sendable, CustomStringConvertible, Equatable {
         /// a sink table changed under the job, a deleted topic.
         public var isPermanent: Bool {
             switch self {
-            case .invalidSpec, .badRecord, .sinkSchemaChanged, .topicDeleted: return true
+            case .invalidSpec, .snapshotIncompatible, .badRecord, .sinkSchemaChanged, .topicDeleted: return true
             default: return false
+            }
+        }
+
+        /// The code of a failed file-system call on the state directory, by its
+        /// errno: a full disk and a refused write have codes of their own, so
+        /// that what to do about them is found by code, not in the OS's words.
+        public static func io(errno: Int32) -> Code {
+            switch errno {
+            case ENOSPC, EDQUOT: return .stateDirFull
+            case EACCES, EPERM, EROFS: return .stateDirUnwritable
+            default: return .io
             }
         }
     }
