@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
+import WeirAPI
+import WeirControl
 import WeirEngine
 
 /// `weir job …`: manage jobs on a control-plane server (`weir server`) through
 /// its REST API: drafts, numbered versions, runs from snapshots, stops with
 /// snapshots, status with warnings, operations and logs.
-struct JobCommand: ParsableCommand {
+struct JobCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "job",
         abstract: "Manage jobs on a weir server: create, draft, publish, run, stop, status, snapshots, logs.",
@@ -36,31 +38,28 @@ private func readSpec(_ path: String) throws -> String {
 }
 
 /// Orders snapshots oldest first: by time, then by the number in the id (`chk-12`).
-private func snapshotOrder(_ a: [String: Any], _ b: [String: Any]) -> Bool {
-    let ta = cell(a["createdAt"]), tb = cell(b["createdAt"])
-    if ta != tb { return ta < tb }
-    func num(_ s: [String: Any]) -> Int { Int(cell(s["id"]).split(separator: "-").last ?? "") ?? 0 }
+private func snapshotOrder(_ a: Components.Schemas.Snapshot, _ b: Components.Schemas.Snapshot) -> Bool {
+    if a.createdAt != b.createdAt { return a.createdAt < b.createdAt }
+    func num(_ s: Components.Schemas.Snapshot) -> Int { Int(s.id.split(separator: "-").last ?? "") ?? 0 }
     return num(a) < num(b)
 }
 
 /// What run/stop/savepoint (and publish --run) print: the operation, or with
 /// --wait its outcome.
-private func handleOperation(_ client: JobClient, _ reply: HTTPReply, wait: Bool, json: Bool) throws {
-    let op = reply.object
+private func handleOperation(_ api: JobAPI, _ op: Operation, raw: Data, wait: Bool, json: Bool) async throws {
     if !wait {
-        if json { writeOut(reply.body); return }
-        let job = cell(op["job"])
-        print("\(cell(op["type"])) of \(job) requested: operation \(cell(op["id"])) is \(cell(op["status"]))")
-        print("  follow it with `weir job status \(job)` or `weir job op \(cell(op["id"]))` (or pass --wait)")
+        if json { writeOut(raw); return }
+        print("\(op._type.rawValue) of \(op.job) requested: operation \(op.id) is \(op.status.rawValue)")
+        print("  follow it with `weir job status \(op.job)` or `weir job op \(op.id)` (or pass --wait)")
         return
     }
-    let final = try waitForOperation(client, op)
-    try reportFinishedOperation(final.object, client: client, json: json, raw: final.body)
+    let final = try await waitForOperation(api, op)
+    try await reportFinishedOperation(final, api: api, json: json, raw: api.lastBody)
 }
 
 // MARK: - create / draft / publish
 
-struct JobCreate: ParsableCommand {
+struct JobCreate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create", abstract: "Create a job with a draft spec (nothing runs until a version is published and run).")
 
@@ -69,18 +68,18 @@ struct JobCreate: ParsableCommand {
     var file: String
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let client = global.client()
-            let r = try client.call("POST", "/api/v1/jobs", json: ["name": name, "spec": try readSpec(file)])
-            if global.json { writeOut(r.body); return }
-            print("created job \(name) (\(cell(r.object["status"] ?? "stopped")), draft saved, no version yet)")
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let job = try await api.call { try await $0.createJob(body: .json(.init(name: name, spec: try readSpec(file)))).created.body.json }
+            if global.json { writeOut(api.lastBody); return }
+            print("created job \(name) (\(job.status.rawValue), draft saved, no version yet)")
             print("  next: weir job publish \(name) --description \"…\"")
         }
     }
 }
 
-struct JobDraft: ParsableCommand {
+struct JobDraft: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "draft",
         abstract: "Replace a job's draft with a spec file, or print the current draft (editing a draft never affects a running job).")
@@ -90,32 +89,25 @@ struct JobDraft: ParsableCommand {
     var file: String?
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let client = global.client()
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
             guard let file else {
-                let r = try client.call("GET", jobPath(name, "/draft"))
-                if global.json { writeOut(r.body); return }
-                let spec = r.object["spec"]
-                if let s = spec as? String {
-                    print(s, terminator: s.hasSuffix("\n") ? "" : "\n")
-                } else if let o = spec, !isNull(o),
-                          let d = try? JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys]) {
-                    writeOut(d)
-                } else {
-                    print("job \(name) has no draft")
-                }
+                let draft = try await api.call { try await $0.getDraft(path: .init(name: name)).ok.body.json }
+                if global.json { writeOut(api.lastBody); return }
+                print(draft.spec, terminator: draft.spec.hasSuffix("\n") ? "" : "\n")
                 return
             }
-            let r = try client.call("PUT", jobPath(name, "/draft"), json: ["spec": try readSpec(file)])
-            if global.json { writeOut(r.body); return }
+            let spec = try readSpec(file)
+            _ = try await api.call { try await $0.putDraft(path: .init(name: name), body: .json(.init(spec: spec))).ok.body.json }
+            if global.json { writeOut(api.lastBody); return }
             print("saved the draft of \(name) (a running version is not affected)")
             print("  next: weir job publish \(name) --description \"…\"")
         }
     }
 }
 
-struct JobPublish: ParsableCommand {
+struct JobPublish: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "publish",
         abstract: "Publish the draft as the next numbered version (validated first); optionally run it at once.",
@@ -141,52 +133,49 @@ struct JobPublish: ParsableCommand {
         if snapshot && !stopCurrent { throw ValidationError("--snapshot goes with --stop-current (it stops the current run with a snapshot)") }
     }
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let client = global.client()
-            var body: [String: Any] = ["description": description]
-            body["run"] = runIt
-                ? ["stopCurrent": stopCurrent, "snapshot": snapshot, "restoreFromStop": restoreFromStop] as [String: Any]
-                : NSNull()
-            let r = try client.call("POST", jobPath(name, "/versions"), json: body)
-            let o = r.object
-            let version = (o["version"] as? [String: Any]) ?? [:]
-            let op = o["operation"] as? [String: Any]
-            if global.json && !(wait && op != nil) { writeOut(r.body); return }
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let run = runIt ? Components.Schemas.Publish.RunPayload(stopCurrent: stopCurrent, snapshot: snapshot, restoreFromStop: restoreFromStop) : nil
+            let published = try await api.call {
+                try await $0.publish(path: .init(name: name), body: .json(.init(description: description, run: run))).created.body.json
+            }
+            let raw = api.lastBody
+            let op = published.operation?.value1
+            if global.json && !(wait && op != nil) { writeOut(raw); return }
             if !global.json {
-                print("published \(name) version \(cell(version["version"]))")
+                print("published \(name) version \(published.version.version)")
                 // Where the previous version's state goes: only what is not simply restored.
-                let nodes = ((o["stateMapping"] as? [String: Any])?["nodes"] as? [[String: Any]]) ?? []
-                for n in nodes where cell(n["outcome"]) != "restored" {
-                    let detail = isNull(n["was"]) ? cell(n["reason"]) : "was \(cell(n["was"])), now \(cell(n["now"]))"
-                    print("  state of \(cell(n["node"])) from the previous version: \(cell(n["outcome"])) (\(detail))")
+                for n in published.stateMapping?.value1.nodes ?? [] where n.outcome != .restored {
+                    let detail = n.was == nil ? cell(n.reason) : "was \(cell(n.was)), now \(cell(n.now))"
+                    print("  state of \(n.node) from the previous version: \(n.outcome.rawValue) (\(detail))")
                 }
             }
             guard let op else { return }
             if !wait {
-                print("\(cell(op["type"])) requested: operation \(cell(op["id"])) is \(cell(op["status"]))")
-                print("  follow it with `weir job status \(name)` or `weir job op \(cell(op["id"]))` (or pass --wait)")
+                print("\(op._type.rawValue) requested: operation \(op.id) is \(op.status.rawValue)")
+                print("  follow it with `weir job status \(name)` or `weir job op \(op.id)` (or pass --wait)")
                 return
             }
-            let final = try waitForOperation(client, op)
+            let final = try await waitForOperation(api, op)
             if global.json {
                 // One document: the published version and the finished operation.
-                let combined: [String: Any] = ["version": version, "operation": final.object]
-                writeOut(try JSONSerialization.data(withJSONObject: combined, options: [.sortedKeys]))
-                if cell(final.object["status"]) == "failed" {
-                    let err = final.object["error"] as? [String: Any]
-                    throw JobFailure(message: cell(err?["message"]), suggestion: err?["suggestion"] as? String)
+                let combined: JSONValue = .object(["version": JSONValue.parse(raw)?["version"] ?? .null,
+                                                   "operation": JSONValue.parse(api.lastBody) ?? .null])
+                writeOut(Data(combined.text.utf8))
+                if final.status == .failed {
+                    throw JobFailure(message: final.error.map(\.message) ?? "operation \(final.id) failed", suggestion: final.error?.suggestion)
                 }
                 return
             }
-            try reportFinishedOperation(final.object, client: client, json: false, raw: final.body)
+            try await reportFinishedOperation(final, api: api, json: false, raw: api.lastBody)
         }
     }
 }
 
 // MARK: - run / stop / savepoint
 
-struct JobRun: ParsableCommand {
+struct JobRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a published version (default: the latest), optionally restoring a snapshot.",
@@ -201,28 +190,26 @@ struct JobRun: ParsableCommand {
     @Flag(help: "Wait until the run is up (or has failed), showing progress.") var wait = false
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let client = global.client()
-            let body: [String: Any] = [
-                "version": version.map { $0 as Any } ?? NSNull(),
-                "snapshot": snapshot.map { $0 as Any } ?? NSNull(),
-                "allowNonRestoredState": allowNonRestoredState,
-            ]
-            let r = try client.call("POST", jobPath(name, "/run"), json: body)
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let op = try await api.call {
+                try await $0.runJob(path: .init(name: name),
+                                    body: .json(.init(version: version, snapshot: snapshot, allowNonRestoredState: allowNonRestoredState))).accepted.body.json
+            }
+            let raw = api.lastBody
             // What the restore will do, as the server previewed it.
-            if !global.json, let object = r.object["restorePreview"] as? [String: Any],
-               let data = try? JSONSerialization.data(withJSONObject: object),
-               let preview = try? JSONDecoder().decode(RestorePreview.self, from: data) {
+            if !global.json, let object = JSONValue.parse(raw)?["restorePreview"], object.object != nil,
+               let preview = try? JSONDecoder().decode(RestorePreview.self, from: Data(object.text.utf8)) {
                 print(preview.text)
                 print("")
             }
-            try handleOperation(client, r, wait: wait, json: global.json)
+            try await handleOperation(api, op, raw: raw, wait: wait, json: global.json)
         }
     }
 }
 
-struct JobStop: ParsableCommand {
+struct JobStop: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stop", abstract: "Stop the running version, optionally with a snapshot to restore later.")
 
@@ -231,16 +218,16 @@ struct JobStop: ParsableCommand {
     @Flag(help: "Wait until the run is down (or the stop has failed), showing progress.") var wait = false
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let client = global.client()
-            let r = try client.call("POST", jobPath(name, "/stop"), json: ["snapshot": snapshot])
-            try handleOperation(client, r, wait: wait, json: global.json)
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let op = try await api.call { try await $0.stopJob(path: .init(name: name), body: .json(.init(snapshot: snapshot))).accepted.body.json }
+            try await handleOperation(api, op, raw: api.lastBody, wait: wait, json: global.json)
         }
     }
 }
 
-struct JobSavepoint: ParsableCommand {
+struct JobSavepoint: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "savepoint", abstract: "Take a savepoint of the running job (it keeps running).")
 
@@ -248,16 +235,16 @@ struct JobSavepoint: ParsableCommand {
     @Flag(help: "Wait until the savepoint is taken (or has failed), showing progress.") var wait = false
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let client = global.client()
-            let r = try client.call("POST", jobPath(name, "/savepoint"))
-            try handleOperation(client, r, wait: wait, json: global.json)
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let op = try await api.call { try await $0.savepoint(path: .init(name: name)).accepted.body.json }
+            try await handleOperation(api, op, raw: api.lastBody, wait: wait, json: global.json)
         }
     }
 }
 
-struct JobDrill: ParsableCommand {
+struct JobDrill: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drill",
         abstract: "Rehearse a restore on the server: stop the job with a snapshot (or take a stored one), restore it to a bounded point, replay from the start into a shadow database, compare the tables row by row.",
@@ -276,40 +263,38 @@ struct JobDrill: ParsableCommand {
     @Flag(help: "Wait for the report, showing progress.") var wait = false
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let client = global.client()
-            var body: [String: Any] = [:]
-            if let version { body["version"] = version }
-            if let snapshot { body["snapshot"] = snapshot }
-            if let shadowDatabase { body["shadowDatabase"] = shadowDatabase }
-            let r = try client.call("POST", jobPath(name, "/drill"), json: body)
-            try handleOperation(client, r, wait: wait, json: global.json)
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let op = try await api.call {
+                try await $0.drill(path: .init(name: name),
+                                   body: .json(.init(version: version, snapshot: snapshot, shadowDatabase: shadowDatabase))).accepted.body.json
+            }
+            try await handleOperation(api, op, raw: api.lastBody, wait: wait, json: global.json)
         }
     }
 }
 
-struct JobRuns: ParsableCommand {
+struct JobRuns: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runs", abstract: "List a job's runs: version, how each ended, the snapshot it restored, and its time to restore (predicted and measured).")
 
     @Argument(help: "The job name.") var name: String
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let r = try global.client().call("GET", jobPath(name, "/runs"))
-            if global.json { writeOut(r.body); return }
-            let runs = r.array.reversed()  // oldest first
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let runs = try await api.call { try await $0.listRuns(path: .init(name: name)).ok.body.json }.reversed()  // oldest first
+            if global.json { writeOut(api.lastBody); return }
             if runs.isEmpty { print("\(name) has not run yet"); return }
-            func ms(_ v: Any?) -> String { (v as? NSNumber).map { String(format: "%.0f ms", $0.doubleValue) } ?? "-" }
+            func ms(_ v: Double?) -> String { v.map { String(format: "%.0f ms", $0) } ?? "-" }
             var rows = [["RUN", "VERSION", "STARTED", "ENDED", "OUTCOME", "RESTORED FROM", "PREDICTED", "STATE LOADED", "FIRST RECORD"]]
             for run in runs {
-                let restore = run["timeToRestore"] as? [String: Any]
-                let predicted = restore?["predicted"] as? [String: Any], measured = restore?["measured"] as? [String: Any]
-                rows.append([cell(run["id"]), cell(run["version"]), shortTime(run["startedAt"]), shortTime(run["endedAt"]),
-                             cell(isNull(run["outcome"]) ? run["status"] : run["outcome"]), cell(run["restoredFrom"]),
-                             ms(predicted?["firstRecordMs"]), ms(measured?["stateLoadedMs"]), ms(measured?["firstRecordMs"])])
+                let predicted = run.timeToRestore?.predicted, measured = run.timeToRestore?.measured
+                rows.append([run.id, String(run.version), shortTime(run.startedAt), shortTime(run.endedAt),
+                             run.outcome ?? run.status.rawValue, cell(run.restoredFrom),
+                             ms(predicted?.firstRecordMs), ms(measured?.stateLoadedMs), ms(measured?.firstRecordMs)])
             }
             alignedTable(rows, rightAligned: [1, 6, 7, 8]).forEach { print($0) }
         }
@@ -318,99 +303,95 @@ struct JobRuns: ParsableCommand {
 
 // MARK: - status / list / versions / snapshots / ops
 
-struct JobStatus: ParsableCommand {
+struct JobStatus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status", abstract: "Show a job's status, its run and its warning (with a suggested fix) if any.")
 
     @Argument(help: "The job name.") var name: String
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let r = try global.client().call("GET", jobPath(name))
-            if global.json { writeOut(r.body); return }
-            let j = r.object
-            var version = isNull(j["version"]) ? "-" : cell(j["version"])
-            if !isNull(j["latestVersion"]) && cell(j["latestVersion"]) != cell(j["version"]) {
-                version += " (latest published: \(cell(j["latestVersion"])))"
-            } else if isNull(j["latestVersion"]) {
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let j = try await api.call { try await $0.getJob(path: .init(name: name)).ok.body.json }
+            if global.json { writeOut(api.lastBody); return }
+            var version = cell(j.version)
+            if let latest = j.latestVersion, latest != j.version {
+                version += " (latest published: \(latest))"
+            } else if j.latestVersion == nil {
                 version = "- (nothing published yet)"
             }
-            var rows: [[String]] = [["job:", cell(j["name"])], ["status:", statusText(j)], ["version:", version]]
-            if let run = j["run"] as? [String: Any] {
-                var desc = "\(cell(run["id"])) of version \(cell(run["version"]))"
-                if !isNull(run["pid"]) { desc += ", pid \(cell(run["pid"]))" }
-                if !isNull(run["startedAt"]) { desc += ", started \(shortTime(run["startedAt"]))" }
-                if !isNull(run["restoredFrom"]) { desc += ", restored from \(cell(run["restoredFrom"]))" }
+            var rows: [[String]] = [["job:", j.name], ["status:", j.statusText], ["version:", version]]
+            if let run = j.run?.value1 {
+                var desc = "\(run.id) of version \(run.version), pid \(run.pid), started \(shortTime(run.startedAt))"
+                if let from = run.restoredFrom { desc += ", restored from \(from)" }
                 rows.append(["run:", desc])
             } else {
                 rows.append(["run:", "-"])
             }
-            rows.append(["created:", shortTime(j["createdAt"])])
-            rows.append(["updated:", shortTime(j["updatedAt"])])
+            rows.append(["created:", shortTime(j.createdAt)])
+            rows.append(["updated:", shortTime(j.updatedAt)])
             var lines = alignedTable(rows)
             // The warning and its suggestion go right under the status line.
-            lines.insert(contentsOf: warningLines(j, indent: "  "), at: 2)
+            lines.insert(contentsOf: j.warningLines(indent: "  "), at: 2)
             print(lines.joined(separator: "\n"))
         }
     }
 }
 
-struct JobList: ParsableCommand {
+struct JobList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List the jobs with their status.")
 
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let r = try global.client().call("GET", "/api/v1/jobs")
-            if global.json { writeOut(r.body); return }
-            let jobs = r.array.sorted { cell($0["name"]) < cell($1["name"]) }
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let jobs = try await api.call { try await $0.listJobs().ok.body.json }.sorted { $0.name < $1.name }
+            if global.json { writeOut(api.lastBody); return }
             if jobs.isEmpty { print("no jobs (create one with `weir job create NAME --file job.yaml`)"); return }
             var rows = [["NAME", "STATUS", "VERSION", "LATEST", "RUN", "PID", "STARTED", "UPDATED"]]
             for j in jobs {
-                let run = j["run"] as? [String: Any]
-                rows.append([cell(j["name"]), statusText(j), cell(j["version"]), cell(j["latestVersion"]),
-                             cell(run?["id"]), cell(run?["pid"]), shortTime(run?["startedAt"]), shortTime(j["updatedAt"])])
+                let run = j.run?.value1
+                rows.append([j.name, j.statusText, cell(j.version), cell(j.latestVersion),
+                             cell(run?.id), cell(run?.pid), shortTime(run?.startedAt), shortTime(j.updatedAt)])
             }
             let lines = alignedTable(rows, rightAligned: [2, 3, 5])
             print(lines[0])
             for (i, j) in jobs.enumerated() {
                 print(lines[i + 1])
-                for l in warningLines(j, indent: "  ") { print(l) }
+                for l in j.warningLines(indent: "  ") { print(l) }
             }
         }
     }
 }
 
-struct JobVersions: ParsableCommand {
+struct JobVersions: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "versions", abstract: "List a job's published versions (* marks the version of its current run).")
 
     @Argument(help: "The job name.") var name: String
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let client = global.client()
-            let r = try client.call("GET", jobPath(name, "/versions"))
-            if global.json { writeOut(r.body); return }
-            let versions = r.array.sorted { (intValue($0["version"]) ?? 0) < (intValue($1["version"]) ?? 0) }
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let versions = try await api.call { try await $0.listVersions(path: .init(name: name)).ok.body.json }.sorted { $0.version < $1.version }
+            if global.json { writeOut(api.lastBody); return }
             if versions.isEmpty { print("\(name) has no versions yet (publish the draft with `weir job publish \(name) --description …`)"); return }
-            let job = (try? client.call("GET", jobPath(name)).object) ?? [:]
-            let current = job["run"] is [String: Any] ? cell(job["version"]) : nil
+            let job = try? await api.call { try await $0.getJob(path: .init(name: name)).ok.body.json }
+            let current = job?.run != nil ? job?.version : nil
             var rows = [["", "VERSION", "CREATED", "DESCRIPTION"]]
             for v in versions {
-                let mark = cell(v["version"]) == current ? "*" : ""
-                rows.append([mark, cell(v["version"]), shortTime(v["createdAt"]),
-                             cell(v["description"]).replacingOccurrences(of: "\n", with: " ")])
+                rows.append([v.version == current ? "*" : "", String(v.version), shortTime(v.createdAt),
+                             v.description.replacingOccurrences(of: "\n", with: " ")])
             }
             print(alignedTable(rows, rightAligned: [1]).joined(separator: "\n"))
         }
     }
 }
 
-struct JobDiff: ParsableCommand {
+struct JobDiff: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diff",
         abstract: "Show where each node's state goes between two versions: restored, new (starts empty), dropped (needs allowNonRestoredState) or incompatible (refused, with both layouts); exit 1 when a restore would be refused.")
@@ -420,24 +401,26 @@ struct JobDiff: ParsableCommand {
     @Argument(help: "The version that would restore it.") var to: Int
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
+    func run() async throws {
         var refused = false
-        try reportingJobFailures(json: global.json) {
-            let r = try global.client().call("GET", jobPath(name, "/diff?from=\(from)&to=\(to)"))
-            let mapping = r.object["mapping"] as? [String: Any] ?? [:]
-            let nodes = mapping["nodes"] as? [[String: Any]] ?? []
-            let regrouped = mapping["maxParallelismChange"] as? [String: Any]
-            refused = regrouped != nil || nodes.contains { ["incompatible", "dropped"].contains(cell($0["outcome"])) }
-            if global.json { writeOut(r.body); return }
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let diff = try await api.call {
+                try await $0.diffVersions(path: .init(name: name), query: .init(from: String(from), to: String(to))).ok.body.json
+            }
+            let nodes = diff.mapping.nodes
+            let regrouped = diff.mapping.maxParallelismChange
+            refused = regrouped != nil || nodes.contains { $0.outcome == .incompatible || $0.outcome == .dropped }
+            if global.json { writeOut(api.lastBody); return }
             print("\(name): version \(from) → version \(to)")
             var rows = [["  NODE", "OUTCOME", "DETAIL"]]
             for n in nodes {
-                let detail = isNull(n["was"]) ? (isNull(n["reason"]) ? "" : cell(n["reason"])) : "was \(cell(n["was"])), now \(cell(n["now"]))"
-                rows.append(["  " + cell(n["node"]), cell(n["outcome"]), detail])
+                let detail = n.was == nil ? (n.reason ?? "") : "was \(cell(n.was)), now \(cell(n.now))"
+                rows.append(["  " + n.node, n.outcome.rawValue, detail])
             }
             print(alignedTable(rows).joined(separator: "\n"))
             if let g = regrouped {
-                print("  maxParallelism: \(cell(g["from"])) → \(cell(g["to"])): keyed state cannot be restored")
+                print("  maxParallelism: \(cell(g.from)) → \(cell(g.to)): keyed state cannot be restored")
             }
             print(refused ? "a snapshot of version \(from) cannot be restored by version \(to) without dropping or refusing state"
                   : "a snapshot of version \(from) restores into version \(to)")
@@ -446,62 +429,57 @@ struct JobDiff: ParsableCommand {
     }
 }
 
-struct JobSnapshots: ParsableCommand {
+struct JobSnapshots: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "snapshots", abstract: "List a job's snapshots (checkpoints, savepoints, stop snapshots), oldest first.")
 
     @Argument(help: "The job name.") var name: String
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let r = try global.client().call("GET", jobPath(name, "/snapshots"))
-            if global.json { writeOut(r.body); return }
-            let snaps = r.array.sorted(by: snapshotOrder)
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let snaps = try await api.call { try await $0.listSnapshots(path: .init(name: name)).ok.body.json }.sorted(by: snapshotOrder)
+            if global.json { writeOut(api.lastBody); return }
             if snaps.isEmpty { print("\(name) has no snapshots"); return }
             var rows = [["ID", "KIND", "VERSION", "RUN", "CREATED", "SIZE", "OFFSETS"]]
             for s in snaps {
-                let offsets = (s["offsets"] as? [String: Any]) ?? [:]
-                let summary = offsets.keys.sorted().map { node -> String in
-                    let splits = (offsets[node] as? [String: Any]) ?? [:]
-                    let total = splits.values.compactMap { ($0 as? NSNumber)?.int64Value }.reduce(0, +)
-                    return "\(node): \(total) in \(splits.count) partition\(splits.count == 1 ? "" : "s")"
-                }.joined(separator: "; ")
-                rows.append([cell(s["id"]), cell(s["kind"]), cell(s["version"]), cell(s["run"]),
-                             shortTime(s["createdAt"]), sizeText(s["sizeBytes"]), summary.isEmpty ? "-" : summary])
+                let summary = offsetsSummary(jsonOf(s.offsets)?.object ?? [:], style: .table)
+                rows.append([s.id, s.kind.rawValue, cell(s.version), cell(s.run),
+                             shortTime(s.createdAt), byteCount(Int64(s.sizeBytes)), summary.isEmpty ? "-" : summary])
             }
             print(alignedTable(rows, rightAligned: [2, 5]).joined(separator: "\n"))
         }
     }
 }
 
-struct JobOps: ParsableCommand {
+struct JobOps: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ops", abstract: "List a job's operations (publish, run, stop, savepoint) with their results or errors.")
 
     @Argument(help: "The job name.") var name: String
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let r = try global.client().call("GET", jobPath(name, "/operations"))
-            if global.json { writeOut(r.body); return }
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
             // Oldest first, like the other listings (the newest ends next to the prompt).
-            let ops = r.array.sorted { (cell($0["requestedAt"]), cell($0["id"])) < (cell($1["requestedAt"]), cell($1["id"])) }
+            let ops = try await api.call { try await $0.listOperations(path: .init(name: name)).ok.body.json }
+                .sorted { ($0.requestedAt, $0.id) < ($1.requestedAt, $1.id) }
+            if global.json { writeOut(api.lastBody); return }
             if ops.isEmpty { print("\(name) has no operations yet"); return }
             var rows = [["ID", "TYPE", "STATUS", "REQUESTED", "TOOK", "RESULT"]]
             var notes: [Int: String] = [:]
             for (i, o) in ops.enumerated() {
                 var detail = "-"
-                if let result = o["result"] as? [String: Any], !result.isEmpty {
-                    detail = resultRows(result).map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+                let result = resultRows(o.resultJSON)
+                if !result.isEmpty { detail = result.map { "\($0.0)=\($0.1)" }.joined(separator: " ") }
+                if let err = o.error {
+                    detail = "✗ \(err.message)".replacingOccurrences(of: "\n", with: " ")
+                    if let s = err.suggestion, !s.isEmpty { notes[i] = s }
                 }
-                if let err = o["error"] as? [String: Any] {
-                    detail = "✗ \(cell(err["message"]))".replacingOccurrences(of: "\n", with: " ")
-                    if let s = err["suggestion"] as? String, !s.isEmpty { notes[i] = s }
-                }
-                let took = durationSeconds(o).map { String(format: "%.1fs", $0) } ?? "-"
-                rows.append([cell(o["id"]), cell(o["type"]), cell(o["status"]), shortTime(o["requestedAt"]), took, detail])
+                let took = o.durationSeconds.map { String(format: "%.1fs", $0) } ?? "-"
+                rows.append([o.id, o._type.rawValue, o.status.rawValue, shortTime(o.requestedAt), took, detail])
             }
             let lines = alignedTable(rows, rightAligned: [4])
             print(lines[0])
@@ -513,7 +491,7 @@ struct JobOps: ParsableCommand {
     }
 }
 
-struct JobOperation: ParsableCommand {
+struct JobOperation: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "op", abstract: "Show one operation (--wait: follow it until it has succeeded or failed).")
 
@@ -521,26 +499,24 @@ struct JobOperation: ParsableCommand {
     @Flag(help: "Wait until the operation has finished, showing progress.") var wait = false
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let client = global.client()
-            var r = try client.call("GET", "/api/v1/operations/\(seg(id))")
-            if wait { r = try waitForOperation(client, r.object) }
-            let o = r.object
-            let status = cell(o["status"])
-            if status == "succeeded" || status == "failed" {
-                try reportFinishedOperation(o, client: client, json: global.json, raw: r.body)
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            var o = try await api.call { try await $0.getOperation(path: .init(id: id)).ok.body.json }
+            if wait { o = try await waitForOperation(api, o) }
+            if o.finished {
+                try await reportFinishedOperation(o, api: api, json: global.json, raw: api.lastBody)
                 return
             }
-            if global.json { writeOut(r.body); return }
-            print("operation \(cell(o["id"])) (\(cell(o["type"])) of \(cell(o["job"]))): \(status) since \(shortTime(o["requestedAt"]))")
+            if global.json { writeOut(api.lastBody); return }
+            print("operation \(o.id) (\(o._type.rawValue) of \(o.job)): \(o.status.rawValue) since \(shortTime(o.requestedAt))")
         }
     }
 }
 
 // MARK: - logs / delete
 
-struct JobLogs: ParsableCommand {
+struct JobLogs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logs", abstract: "Print a job's run logs (--follow: keep printing new lines until interrupted).")
 
@@ -551,35 +527,35 @@ struct JobLogs: ParsableCommand {
     var runID: String?
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let client = global.client()
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
             var offset = self.offset
-            let which = runID.map { "&run=" + seg($0) } ?? ""
             while true {
-                let r = try client.call("GET", jobPath(name, "/logs?offset=\(offset)\(which)"))
-                if !r.body.isEmpty { FileHandle.standardOutput.write(r.body) }
-                let next = r.headers["x-next-offset"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-                    ?? offset + r.body.count
+                let chunk = try await api.call { try await $0.getLogs(path: .init(name: name), query: .init(run: runID, offset: offset)).ok }
+                let text = try await Data(collecting: chunk.body.plainText, upTo: 64 << 20)
+                if !text.isEmpty { FileHandle.standardOutput.write(text) }
+                let next = chunk.headers.xNextOffset ?? offset + text.count
                 if !follow { return }
-                if next == offset { Thread.sleep(forTimeInterval: 0.5) }
+                if next == offset { try await Task.sleep(for: .milliseconds(500)) }
                 offset = next
             }
         }
     }
 }
 
-struct JobDelete: ParsableCommand {
+struct JobDelete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete", abstract: "Delete a job with its versions, snapshots and history (stop it first).")
 
     @Argument(help: "The job name.") var name: String
     @OptionGroup var global: JobGlobalOptions
 
-    func run() throws {
-        try reportingJobFailures(json: global.json) {
-            let r = try global.client().call("DELETE", jobPath(name))
-            if global.json { if !r.body.isEmpty { writeOut(r.body) }; return }
+    func run() async throws {
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            _ = try await api.call { try await $0.deleteJob(path: .init(name: name)).noContent }
+            if global.json { if !api.lastBody.isEmpty { writeOut(api.lastBody) }; return }
             print("deleted job \(name)")
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WeirControl
 import WeirCore
 import WeirEngine
 import WeirState
@@ -20,16 +21,23 @@ struct RestoreTarget: ParsableArguments {
         if (spec == nil) == (job == nil) { throw ValidationError("give either --spec JOB.yaml or --job NAME") }
     }
 
-    /// With --job: the server's report at `/api/v1/jobs/NAME/snapshots/ID/<report>`.
-    func fetch(_ report: String, query: [String] = []) throws -> Data? {
+    /// With --job: the server's report (`diff` or `verify`) as it sent it, through the generated client.
+    func fetch(_ report: String, allowNonRestoredState: Bool = false) async throws -> Data? {
         guard let job else { return nil }
         var global = JobGlobalOptions()
         global.server = server
-        let q = (version.map { ["version=\($0)"] } ?? []) + query
         var data = Data()
-        try reportingJobFailures {
-            data = try global.client().call("GET", jobPath(job, "/snapshots/\(seg(snapshot))/\(report)")
-                                                + (q.isEmpty ? "" : "?" + q.joined(separator: "&"))).body
+        try await reportingJobFailures {
+            let api = try global.api()
+            if report == "diff" {
+                _ = try await api.call {
+                    try await $0.previewRestore(path: .init(name: job, id: snapshot),
+                                                query: .init(version: version, allowNonRestoredState: allowNonRestoredState ? true : nil)).ok
+                }
+            } else {
+                _ = try await api.call { try await $0.verifySnapshot(path: .init(name: job, id: snapshot), query: .init(version: version)).ok }
+            }
+            data = api.lastBody
         }
         return data
     }
@@ -49,7 +57,7 @@ struct RestoreTarget: ParsableArguments {
     }
 }
 
-struct SnapshotDiff: ParsableCommand {
+struct SnapshotDiff: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diff",
         abstract: "Show what restoring a snapshot into a job would do: per topic-partition the snapshot's offset against the broker's range now, and where each node's state goes (exit 1 if the restore would be refused).")
@@ -65,8 +73,8 @@ struct SnapshotDiff: ParsableCommand {
         }
     }
 
-    func run() throws {
-        if let data = try target.fetch("diff", query: allowNonRestoredState ? ["allowNonRestoredState=true"] : []) {
+    func run() async throws {
+        if let data = try await target.fetch("diff", allowNonRestoredState: allowNonRestoredState) {
             let preview = try JSONDecoder().decode(RestorePreview.self, from: data)
             print(json ? String(decoding: data, as: UTF8.self) : preview.text)
             if !preview.problems.isEmpty { throw ExitCode(1) }
@@ -149,7 +157,7 @@ extension SnapshotStore {
     }
 }
 
-struct SnapshotVerify: ParsableCommand {
+struct SnapshotVerify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Dry-run a restore: checksums, every node's state decoded, its mapping onto the job, offsets against the broker, the sinks' in-doubt transactions (exit 0 when a restore would go on, 1 otherwise).")
@@ -165,9 +173,9 @@ struct SnapshotVerify: ParsableCommand {
         }
     }
 
-    func run() throws {
-        if let data = try target.fetch("verify") {
-            let passed = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["passed"] as? Bool ?? false
+    func run() async throws {
+        if let data = try await target.fetch("verify") {
+            let passed = JSONValue.parse(data)?["passed"]?.bool ?? false
             if json { print(String(decoding: data, as: UTF8.self)) }
             else if let v = try? JSONDecoder().decode(RestoreVerification.self, from: data) { print(v.text(snapshot: target.snapshot)) }
             else { print("snapshot \(target.snapshot): " + String(decoding: data, as: UTF8.self)) }
@@ -217,7 +225,7 @@ extension RestoreVerification {
     }
 }
 
-struct SnapshotTransactions: ParsableCommand {
+struct SnapshotTransactions: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transactions",
         abstract: "List the job's prepared sink transactions (XA RECOVER) with what the next run or restore will do with each: commit when a completed snapshot covers its epoch, roll back otherwise.")
@@ -234,12 +242,16 @@ struct SnapshotTransactions: ParsableCommand {
         if resolve && job != nil { throw ValidationError("--resolve works on a local job (--spec); a server's job resolves them when it next runs") }
     }
 
-    func run() throws {
+    func run() async throws {
         if let job {
             var global = JobGlobalOptions()
             global.server = server
             var data = Data()
-            try reportingJobFailures { data = try global.client().call("GET", jobPath(job, "/transactions")).body }
+            try await reportingJobFailures {
+                let api = try global.api()
+                _ = try await api.call { try await $0.listTransactions(path: .init(name: job)).ok }
+                data = api.lastBody
+            }
             print(json ? String(decoding: data, as: UTF8.self)
                   : TransactionLedger.text(try JSONDecoder().decode(TransactionLedger.self, from: data)).joined(separator: "\n"))
             return

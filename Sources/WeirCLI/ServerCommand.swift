@@ -11,7 +11,7 @@ import Yams
 
 /// `weir server`: the control plane — job metadata in SQLite, supervised
 /// `weir run` children, and the REST API the `weir job` commands talk to.
-struct ServerCommand: ParsableCommand {
+struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
         abstract: "Run the control-plane server (jobs, versions, runs, snapshots, REST API).",
@@ -42,7 +42,7 @@ struct ServerCommand: ParsableCommand {
     @Option(help: "Log level on stderr: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
-    func run() throws {
+    func run() async throws {
         CLILogging.configure(prefix: { "[weir server] \(SnapshotManifest.timestamp(Date())) " }, level: try CLILogging.level(logLevel))
         let (host, port) = try parseListen(listen)
         let homeURL: URL
@@ -82,7 +82,7 @@ struct ServerCommand: ParsableCommand {
         settings.drills = ServerCommand.drillHooks
         do {
             let settings = settings
-            try runBlocking { try await ControlServer.run(host: host, port: port, token: bearer, allowedHosts: allowHost, settings: settings) }
+            try await ControlServer.run(host: host, port: port, token: bearer, allowedHosts: allowHost, settings: settings)
         } catch let e as CLIError {
             throw e
         } catch let e as APIError {
@@ -114,18 +114,6 @@ struct ServerCommand: ParsableCommand {
     }
 }
 
-/// Runs async work from the synchronous command tree, blocking this thread until it ends.
-private func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
-    final class Outcome: Sendable { let error = Mutex<(any Error)?>(nil) }
-    let outcome = Outcome()
-    let done = DispatchSemaphore(value: 0)
-    Task.detached {
-        do { try await body() } catch { outcome.error.withLock { $0 = error } }
-        done.signal()
-    }
-    done.wait()
-    if let error = outcome.error.withLock({ $0 }) { throw error }
-}
 
 extension ServerCommand {
     /// The restore drills the control plane offers, with this binary's connectors.

@@ -5,7 +5,7 @@ import WeirState
 
 /// `weir snapshot list|inspect|delete`: look after a job's snapshots
 /// (checkpoints, savepoints, stop snapshots) in its state directory.
-struct SnapshotCommand: ParsableCommand {
+struct SnapshotCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "snapshot",
         abstract: "List, inspect, delete a job's snapshots; preview (diff) and dry-run (verify) a restore; list in-doubt sink transactions.",

@@ -4,8 +4,9 @@ import WeirCore
 import WeirKafka
 import WeirMySQL
 
-/// The root of the `weir` command tree.
-public struct WeirCommand: ParsableCommand {
+/// The root of the `weir` command tree (async: `weir job` and `weir server`
+/// are async commands; the engine's commands run on their own threads).
+public struct WeirCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "weir",
         abstract: "Weir: a stream-processing runtime for Kafka → MySQL jobs.",
@@ -13,6 +14,22 @@ public struct WeirCommand: ParsableCommand {
                       SnapshotCommand.self, JobCommand.self, ServerCommand.self])
 
     public init() {}
+
+    /// Parses the command line and runs the command, awaiting the async ones.
+    /// (What `AsyncParsableCommand.main()` does; called by name, since from
+    /// another module the synchronous `main()` is the one Swift picks.)
+    public static func run() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// The connector kinds this binary knows, handed to the spec parser.

@@ -1,4 +1,4 @@
 import WeirCLI
 
 CLILogging.bootstrap()
-WeirCommand.main()
+await WeirCommand.run()
