@@ -5,7 +5,7 @@ struct MetricsSnapshot: Sendable {
     var jobs: [JobStatus: Int]
     var operations: [(type: String, status: String, count: Int)]
     /// (job, latest `metrics` event) of each live run that reported one.
-    var runs: [(job: String, metrics: JSONValue)]
+    var runs: [(job: String, metrics: RunEventLine.Metrics)]
 }
 
 /// Renders the Prometheus text exposition format (version 0.0.4).
@@ -36,50 +36,51 @@ enum PrometheusText {
             }
         }
 
-        let perRun: [(String, String, String, String)] = [
-            ("weir_records_in_total", "counter", "Records read by the job's live run (since its last in-process restart).", "recordsIn"),
-            ("weir_records_out_total", "counter", "Records written by the job's sinks.", "recordsOut"),
-            ("weir_decode_errors_total", "counter", "Malformed or schema-violating records rejected by the sources.", "decodeErrors"),
-            ("weir_rejected_records_total", "counter", "Records rejected anywhere in the job (sources, operators, sinks).", "rejectedRecords"),
-            ("weir_late_records_total", "counter", "Late records dropped by windows.", "lateRecords"),
-            ("weir_checkpoints_total", "counter", "Checkpoints completed by the live run.", "checkpoints"),
-            ("weir_checkpoint_duration_ms", "gauge", "Duration of the last completed checkpoint in milliseconds.", "lastCheckpointMs"),
-            ("weir_checkpoint_size_bytes", "gauge", "State size of the last completed checkpoint in bytes.", "lastCheckpointBytes"),
-            ("weir_restarts_total", "counter", "In-process restarts of the live run.", "restarts"),
-            ("weir_backpressure_ms_total", "counter", "Time subtasks spent blocked on full channels (backpressure), in milliseconds.", "backpressureMs"),
+        typealias Figures = RunEventLine.Metrics
+        let perRun: [(String, String, String, (Figures) -> Double)] = [
+            ("weir_records_in_total", "counter", "Records read by the job's live run (since its last in-process restart).", { Double($0.recordsIn) }),
+            ("weir_records_out_total", "counter", "Records written by the job's sinks.", { Double($0.recordsOut) }),
+            ("weir_decode_errors_total", "counter", "Malformed or schema-violating records rejected by the sources.", { Double($0.decodeErrors) }),
+            ("weir_rejected_records_total", "counter", "Records rejected anywhere in the job (sources, operators, sinks).", { Double($0.rejectedRecords) }),
+            ("weir_late_records_total", "counter", "Late records dropped by windows.", { Double($0.lateRecords) }),
+            ("weir_checkpoints_total", "counter", "Checkpoints completed by the live run.", { Double($0.checkpoints) }),
+            ("weir_checkpoint_duration_ms", "gauge", "Duration of the last completed checkpoint in milliseconds.", { $0.lastCheckpointMs }),
+            ("weir_checkpoint_size_bytes", "gauge", "State size of the last completed checkpoint in bytes.", { Double($0.lastCheckpointBytes) }),
+            ("weir_restarts_total", "counter", "In-process restarts of the live run.", { Double($0.restarts) }),
+            ("weir_backpressure_ms_total", "counter", "Time subtasks spent blocked on full channels (backpressure), in milliseconds.", { $0.backpressureMs }),
         ]
-        for (name, type, help, key) in perRun {
+        for (name, type, help, value) in perRun {
             family(name, type, help)
-            for r in m.runs { sample(name, [("job", r.job)], r.metrics[key]?.double ?? 0) }
+            for r in m.runs { sample(name, [("job", r.job)], value(r.metrics)) }
         }
-        let perNode: [(String, String, String)] = [
-            ("weir_node_records_in_total", "Records into the node (a source: read from Kafka, malformed included).", "recordsIn"),
-            ("weir_node_records_out_total", "Records out of the node (a sink: rows written).", "recordsOut"),
+        let perNode: [(String, String, (Figures.Node) -> Double)] = [
+            ("weir_node_records_in_total", "Records into the node (a source: read from Kafka, malformed included).", { Double($0.recordsIn) }),
+            ("weir_node_records_out_total", "Records out of the node (a sink: rows written).", { Double($0.recordsOut) }),
             ("weir_node_backpressure_ms_total",
              "Milliseconds upstream subtasks spent blocked because this node's inbox was full (high when this node is the bottleneck).",
-             "backpressureMs"),
+             { $0.backpressureMs }),
         ]
-        for (name, help, key) in perNode {
+        for (name, help, value) in perNode {
             family(name, "counter", help)
             for r in m.runs {
-                for (node, f) in (r.metrics["nodes"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) {
-                    sample(name, [("job", r.job), ("node", node)], f[key]?.double ?? 0)
+                for (node, f) in r.metrics.nodes.sorted(by: { $0.key < $1.key }) {
+                    sample(name, [("job", r.job), ("node", node)], value(f))
                 }
             }
         }
         family("weir_node_rejected_records_total", "counter",
                "Records a node rejected (bad input, overflow, refused by the sink), by reason; handled by the job's onError policy.")
         for r in m.runs {
-            for (node, f) in (r.metrics["nodes"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) {
-                for (reason, n) in (f["rejected"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) {
-                    sample("weir_node_rejected_records_total", [("job", r.job), ("node", node), ("reason", reason)], n.double ?? 0)
+            for (node, f) in r.metrics.nodes.sorted(by: { $0.key < $1.key }) {
+                for (reason, n) in f.rejected.sorted(by: { $0.key < $1.key }) {
+                    sample("weir_node_rejected_records_total", [("job", r.job), ("node", node), ("reason", reason)], Double(n))
                 }
             }
         }
         family("weir_partition_lag", "gauge", "Records between a partition's position and its high watermark.")
         for r in m.runs {
-            for (partition, lag) in (r.metrics["lag"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) {
-                sample("weir_partition_lag", [("job", r.job), ("partition", partition)], lag.double ?? 0)
+            for (partition, lag) in r.metrics.lag.sorted(by: { $0.key < $1.key }) {
+                sample("weir_partition_lag", [("job", r.job), ("partition", partition)], Double(lag))
             }
         }
         return out

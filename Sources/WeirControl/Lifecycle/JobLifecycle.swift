@@ -54,9 +54,9 @@ actor JobLifecycle {
         /// Spawned by this server process (reaped with waitpid) rather than re-attached.
         var isChild: Bool
         /// The latest `metrics` event.
-        var metrics: JSONValue?
+        var metrics: RunEventLine.Metrics?
         /// The final event (`finished`, `stopped`, `cancelled`, `failed`) once seen.
-        var final: JSONValue?
+        var final: RunEventLine?
         /// A SIGTERM (stop with snapshot) was already sent: the engine treats a second one as a cancel.
         var stopSignalled = false
         /// The server killed it after a cancel did not end it in time.

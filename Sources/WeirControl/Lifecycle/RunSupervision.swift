@@ -41,8 +41,8 @@ extension JobLifecycle {
         case .restarting(let r):
             log("job '\(job)': run \(runID) restarting (attempt \(r.attempt) of \(r.of)) after: \(r.error)")
             return
-        case .metrics:
-            lr.metrics = line.json
+        case .metrics(let m):
+            lr.metrics = m
             live[job] = lr
             return
         case .restorePreview(let p):
@@ -61,7 +61,7 @@ extension JobLifecycle {
             // The first final event is the real one: `weir run` may append a second,
             // generic `failed` (its CLI wrapper re-reporting the same error).
             if lr.final == nil {
-                lr.final = line.json
+                lr.final = line
                 live[job] = lr
             }
             return
@@ -85,7 +85,7 @@ extension JobLifecycle {
 
     /// How a run ended, from its final event or its exit.
     private func ending(_ lr: LiveRun, exit: ProcessExit) -> Ending {
-        switch lr.final.flatMap(RunEventLine.init(json:))?.event {
+        switch lr.final?.event {
         case .stopped(let s)?:
             return Ending(outcome: "stopped", message: "stopped with snapshot \(s.snapshot)", error: nil, stopSnapshot: s.snapshot)
         case .finished?:
