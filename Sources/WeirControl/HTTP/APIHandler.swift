@@ -5,25 +5,26 @@ import WeirAPI
 /// The server side of the REST contract: one method per operation of
 /// `openapi.yaml`, generated as `APIProtocol`. Requests arrive decoded and
 /// typed (a body or query that does not fit the document never gets here);
-/// answers leave as the document's types. The lifecycle works in `JSONValue`
-/// views, which are converted here (`typed`): a view that drifts from the
-/// document fails loudly on its first answer, in the tests.
+/// answers leave as the document's types, built by `Views`. The engine's
+/// reports (restore previews, verifications, ledgers, state mappings) are
+/// JSON from the drill hooks, converted here (`typed`): one that drifts from
+/// the document fails loudly on its first answer, in the tests.
 struct APIHandler: APIProtocol {
     let plane: JobLifecycle
 
     // MARK: Jobs, drafts, versions
 
     func listJobs(_ input: Operations.ListJobs.Input) async throws -> Operations.ListJobs.Output {
-        .ok(.init(body: .json(try typed(await plane.jobs()))))
+        .ok(.init(body: .json(try await plane.jobs())))
     }
 
     func createJob(_ input: Operations.CreateJob.Input) async throws -> Operations.CreateJob.Output {
         guard case .json(let body) = input.body else { throw APIHandler.notJSON }
-        return .created(.init(body: .json(try typed(await plane.createJob(name: body.name, spec: body.spec)))))
+        return .created(.init(body: .json(try await plane.createJob(name: body.name, spec: body.spec))))
     }
 
     func getJob(_ input: Operations.GetJob.Input) async throws -> Operations.GetJob.Output {
-        .ok(.init(body: .json(try typed(await plane.job(input.path.name)))))
+        .ok(.init(body: .json(try await plane.job(input.path.name))))
     }
 
     func deleteJob(_ input: Operations.DeleteJob.Input) async throws -> Operations.DeleteJob.Output {
@@ -32,16 +33,16 @@ struct APIHandler: APIProtocol {
     }
 
     func getDraft(_ input: Operations.GetDraft.Input) async throws -> Operations.GetDraft.Output {
-        .ok(.init(body: .json(try typed(await plane.draft(input.path.name)))))
+        .ok(.init(body: .json(try await plane.draft(input.path.name))))
     }
 
     func putDraft(_ input: Operations.PutDraft.Input) async throws -> Operations.PutDraft.Output {
         guard case .json(let body) = input.body else { throw APIHandler.notJSON }
-        return .ok(.init(body: .json(try typed(await plane.putDraft(input.path.name, spec: body.spec)))))
+        return .ok(.init(body: .json(try await plane.putDraft(input.path.name, spec: body.spec))))
     }
 
     func listVersions(_ input: Operations.ListVersions.Input) async throws -> Operations.ListVersions.Output {
-        .ok(.init(body: .json(try typed(await plane.versions(input.path.name)))))
+        .ok(.init(body: .json(try await plane.versions(input.path.name))))
     }
 
     func publish(_ input: Operations.Publish.Input) async throws -> Operations.Publish.Output {
@@ -50,7 +51,7 @@ struct APIHandler: APIProtocol {
             PublishRunRequest(stopCurrent: $0.stopCurrent ?? false, snapshot: $0.snapshot ?? false,
                               restoreFromStop: $0.restoreFromStop ?? false, allowNonRestoredState: $0.allowNonRestoredState ?? false)
         }
-        return .created(.init(body: .json(try typed(await plane.publish(input.path.name, description: body.description, run: run)))))
+        return .created(.init(body: .json(try await plane.publish(input.path.name, description: body.description, run: run))))
     }
 
     func diffVersions(_ input: Operations.DiffVersions.Input) async throws -> Operations.DiffVersions.Output {
@@ -76,18 +77,18 @@ struct APIHandler: APIProtocol {
         // A restore says what it will do: the preview travels with the accepted operation.
         let preview = await restorePreview(job, version: version, snapshot: snapshot, allow: allow)
         var op = try await plane.run(job, version: version, snapshot: snapshot, allowNonRestoredState: allow)
-        if case .object(var o) = op, let preview { o["restorePreview"] = preview; op = .object(o) }
-        return .accepted(.init(body: .json(try typed(op))))
+        op.restorePreview = try preview.map { .init(value1: try typed($0)) }
+        return .accepted(.init(body: .json(op)))
     }
 
     func stopJob(_ input: Operations.StopJob.Input) async throws -> Operations.StopJob.Output {
         var snapshot = false
         if case .json(let body)? = input.body { snapshot = body.snapshot ?? false }
-        return .accepted(.init(body: .json(try typed(await plane.stop(input.path.name, snapshot: snapshot)))))
+        return .accepted(.init(body: .json(try await plane.stop(input.path.name, snapshot: snapshot))))
     }
 
     func savepoint(_ input: Operations.Savepoint.Input) async throws -> Operations.Savepoint.Output {
-        .accepted(.init(body: .json(try typed(await plane.savepoint(input.path.name)))))
+        .accepted(.init(body: .json(try await plane.savepoint(input.path.name))))
     }
 
     func drill(_ input: Operations.Drill.Input) async throws -> Operations.Drill.Output {
@@ -100,19 +101,19 @@ struct APIHandler: APIProtocol {
         if let shadow, shadow.isEmpty || shadow.count > 64 || !shadow.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
             throw APIError.invalidRequest("shadowDatabase must be a MySQL database name: 1 to 64 letters, digits and underscores")
         }
-        return .accepted(.init(body: .json(try typed(await plane.drill(input.path.name, version: version, snapshot: snapshot, shadowDatabase: shadow)))))
+        return .accepted(.init(body: .json(try await plane.drill(input.path.name, version: version, snapshot: snapshot, shadowDatabase: shadow))))
     }
 
     func listRuns(_ input: Operations.ListRuns.Input) async throws -> Operations.ListRuns.Output {
-        .ok(.init(body: .json(try typed(await plane.runs(input.path.name)))))
+        .ok(.init(body: .json(try await plane.runs(input.path.name))))
     }
 
     func listOperations(_ input: Operations.ListOperations.Input) async throws -> Operations.ListOperations.Output {
-        .ok(.init(body: .json(try typed(await plane.operations(input.path.name)))))
+        .ok(.init(body: .json(try await plane.operations(input.path.name))))
     }
 
     func getOperation(_ input: Operations.GetOperation.Input) async throws -> Operations.GetOperation.Output {
-        .ok(.init(body: .json(try typed(await plane.operation(input.path.id)))))
+        .ok(.init(body: .json(try await plane.operation(input.path.id))))
     }
 
     func getLogs(_ input: Operations.GetLogs.Input) async throws -> Operations.GetLogs.Output {
@@ -128,7 +129,7 @@ struct APIHandler: APIProtocol {
     // MARK: Snapshots and restore drills
 
     func listSnapshots(_ input: Operations.ListSnapshots.Input) async throws -> Operations.ListSnapshots.Output {
-        .ok(.init(body: .json(try typed(await plane.snapshots(input.path.name)))))
+        .ok(.init(body: .json(try await plane.snapshots(input.path.name))))
     }
 
     func previewRestore(_ input: Operations.PreviewRestore.Input) async throws -> Operations.PreviewRestore.Output {
@@ -211,21 +212,20 @@ struct APIHandler: APIProtocol {
     }
 }
 
-/// A lifecycle view as the document's type, secrets masked. A view that does
+/// An engine report as the document's type. A report that does
 /// not decode as its schema is a bug of the server, reported as such; so is,
 /// in debug builds (the tests), a field the schema does not know, which the
 /// typed answer would silently drop.
 func typed<T: Codable>(_ value: JSONValue) throws -> T {
-    let masked = Masking.mask(value)
     let result: T
     do {
-        result = try JSONDecoder().decode(T.self, from: Data(masked.text.utf8))
+        result = try JSONDecoder().decode(T.self, from: Data(value.text.utf8))
     } catch {
         throw APIError.internalError("the answer does not fit the API's \(T.self): \(error)")
     }
     #if DEBUG
     if let encoded = try? JSONEncoder().encode(result), let back = JSONValue.parse(encoded),
-       let lost = undocumented(masked, back, path: "") {
+       let lost = undocumented(value, back, path: "") {
         throw APIError.internalError("the answer has a field the API's \(T.self) does not document: \(lost) (add it to openapi.yaml)")
     }
     #endif

@@ -12,6 +12,7 @@ import OpenAPIRuntime
 /// - Errors, whether thrown by the lifecycle (`APIError`) or by the generated
 ///   decoding (a field of the wrong type, a number out of range: 422), leave
 ///   as the contract's `{"error": {code, message, suggestion}}`.
+/// - Every string of every JSON answer goes through `Masking`.
 /// - Answers keep the document's explicit `null`s: the generated encoders
 ///   leave out a required nullable field that is nil
 ///   (swift-openapi-generator issue 934); `OpenAPIDocument` puts them back.
@@ -37,10 +38,12 @@ struct ContractMiddleware: ServerMiddleware {
               let data = try? await Data(collecting: responseBody, upTo: 64 << 20), let value = JSONValue.parse(data) else {
             return (response, responseBody)
         }
-        let full = Data((OpenAPIDocument.withExplicitNulls(value, operationID: operationID, status: response.status.code).text + "\n").utf8)
-        var completed = response
-        completed.headerFields[.contentLength] = String(full.count)
-        return (completed, HTTPBody(full))
+        // Every string of every answer is masked here, whatever built it.
+        let completed = OpenAPIDocument.withExplicitNulls(Masking.mask(value), operationID: operationID, status: response.status.code)
+        let full = Data((completed.text + "\n").utf8)
+        var answer = response
+        answer.headerFields[.contentLength] = String(full.count)
+        return (answer, HTTPBody(full))
     }
 
     /// The request's body as the generated code may read it (nil when empty).

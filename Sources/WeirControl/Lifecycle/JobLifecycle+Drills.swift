@@ -86,7 +86,7 @@ extension JobLifecycle {
         jobDir(job).appendingPathComponent("drills", isDirectory: true).appendingPathComponent(operationID, isDirectory: true)
     }
 
-    func drill(_ job: String, version: Int?, snapshot: String?, shadowDatabase: String?) throws -> JSONValue {
+    func drill(_ job: String, version: Int?, snapshot: String?, shadowDatabase: String?) throws -> Views.Schemas.Operation {
         _ = try requireJob(job)
         let latest = try store.latestVersionNumber(job: job)
         let number = version ?? live[job]?.row.version ?? latest
@@ -98,7 +98,7 @@ extension JobLifecycle {
         var params: [String: JSONValue] = ["version": .optional(number)]
         if let shadowDatabase { params["shadowDatabase"] = .string(shadowDatabase) }
         for case let .startDrill(_, id) in actions { params["snapshot"] = .string(id) }
-        return view(ofRecorded: try execute(actions, job: job, ActionContext(params: .object(params))))
+        return try recordedOperation(try execute(actions, job: job, ActionContext(params: .object(params))))
     }
 
     /// Spawns the drill of the job's operation in flight; a failure to start fails the operation.

@@ -147,21 +147,27 @@ extension JobLifecycle {
     }
 
     /// The operation an accepted request recorded, as it is now; null if none.
-    func view(ofRecorded id: String?) -> JSONValue {
-        id.map { Views.operation(currentOperation($0)) } ?? .null
+    func view(ofRecorded id: String?) throws -> Views.Schemas.Operation? {
+        try id.map { try Views.operation(currentOperation($0)) }
     }
 
-    func operation(_ id: String) throws -> JSONValue {
-        if let op = inflight.values.first(where: { $0.id == id }) { return Views.operation(op) }
+    /// The operation an accepted request must have recorded.
+    func recordedOperation(_ id: String?) throws -> Views.Schemas.Operation {
+        guard let op = try view(ofRecorded: id) else { throw APIError.internalError("the request recorded no operation") }
+        return op
+    }
+
+    func operation(_ id: String) throws -> Views.Schemas.Operation {
+        if let op = inflight.values.first(where: { $0.id == id }) { return try Views.operation(op) }
         guard let op = try store.operation(id) else {
             throw APIError.notFound("operation '\(id)' not found", suggestion: "list a job's operations with GET /api/v1/jobs/{name}/operations")
         }
-        return Views.operation(op)
+        return try Views.operation(op)
     }
 
-    func operations(_ job: String) throws -> JSONValue {
+    func operations(_ job: String) throws -> [Views.Schemas.Operation] {
         _ = try requireJob(job)
-        return .array(try store.operations(job: job).map { inflight[job]?.id == $0.id ? Views.operation(inflight[job]!) : Views.operation($0) })
+        return try store.operations(job: job).map { try Views.operation(inflight[job]?.id == $0.id ? inflight[job]! : $0) }
     }
 
     func update(_ op: OperationRow) {
@@ -203,7 +209,7 @@ extension JobLifecycle {
 
     // MARK: Run
 
-    func run(_ job: String, version: Int?, snapshot: String?, allowNonRestoredState: Bool) throws -> JSONValue {
+    func run(_ job: String, version: Int?, snapshot: String?, allowNonRestoredState: Bool) throws -> Views.Schemas.Operation {
         _ = try requireJob(job)
         let latest = try store.latestVersionNumber(job: job)
         let number = JobLifecycleStateMachine.requestedVersion(version, latest: latest)
@@ -218,7 +224,7 @@ extension JobLifecycle {
             context.params = .object(["version": .int(Int64(number)), "snapshot": .optional(snapshotID),
                                       "allowNonRestoredState": .bool(allowNonRestoredState)])
         }
-        return view(ofRecorded: try execute(actions, job: job, context))
+        return try recordedOperation(try execute(actions, job: job, context))
     }
 
     /// The ids of the job's usable snapshots (directories the store has), oldest first.
@@ -294,10 +300,10 @@ extension JobLifecycle {
 
     // MARK: Stop and savepoint
 
-    func stop(_ job: String, snapshot: Bool) throws -> JSONValue {
+    func stop(_ job: String, snapshot: Bool) throws -> Views.Schemas.Operation {
         _ = try requireJob(job)
         let actions = try machine(job).requestReceived(.stop(snapshot: snapshot)).actions()
-        return view(ofRecorded: try execute(actions, job: job, ActionContext(params: .object(["snapshot": .bool(snapshot)]))))
+        return try recordedOperation(try execute(actions, job: job, ActionContext(params: .object(["snapshot": .bool(snapshot)]))))
     }
 
     /// Sends the stop signal to the job's live run: SIGTERM (stop with
@@ -329,8 +335,8 @@ extension JobLifecycle {
         ProcessControl.send(SIGKILL, to: lr.row.pid)
     }
 
-    func savepoint(_ job: String) throws -> JSONValue {
+    func savepoint(_ job: String) throws -> Views.Schemas.Operation {
         _ = try requireJob(job)
-        return view(ofRecorded: try execute(machine(job).requestReceived(.savepoint).actions(), job: job))
+        return try recordedOperation(try execute(machine(job).requestReceived(.savepoint).actions(), job: job))
     }
 }

@@ -114,18 +114,18 @@ actor JobLifecycle {
 
     func status(of job: String) -> JobStatus { machine(job).status }
 
-    private func view(_ j: JobRow) throws -> JSONValue {
+    private func view(_ j: JobRow) throws -> Views.Schemas.Job {
         let lr = live[j.name]?.row
         let version = try lr?.version ?? store.lastRun(job: j.name)?.version
-        return Views.job(j, status: status(of: j.name), version: version,
+        return try Views.job(j, status: status(of: j.name), version: version,
                          latestVersion: try store.latestVersionNumber(job: j.name), live: lr)
     }
 
-    func job(_ name: String) throws -> JSONValue { try view(try requireJob(name)) }
+    func job(_ name: String) throws -> Views.Schemas.Job { try view(try requireJob(name)) }
 
-    func jobs() throws -> JSONValue { .array(try store.jobs().map { try view($0) }) }
+    func jobs() throws -> [Views.Schemas.Job] { try store.jobs().map { try view($0) } }
 
-    func createJob(name: String, spec: String) throws -> JSONValue {
+    func createJob(name: String, spec: String) throws -> Views.Schemas.Job {
         try JobLifecycle.checkName(name)
         if try store.job(name) != nil {
             throw APIError.conflict("job '\(name)' already exists",
@@ -155,9 +155,9 @@ actor JobLifecycle {
 
     // MARK: Drafts and versions
 
-    func draft(_ name: String) throws -> JSONValue { Views.draft(try requireJob(name)) }
+    func draft(_ name: String) throws -> Views.Schemas.Draft { Views.draft(try requireJob(name)) }
 
-    func putDraft(_ name: String, spec: String) throws -> JSONValue {
+    func putDraft(_ name: String, spec: String) throws -> Views.Schemas.Draft {
         let j = try requireJob(name)
         // A spec read through the API shows passwords as ***: keep the stored ones.
         var restored = Masking.unmask(spec, original: j.draft)
@@ -179,12 +179,12 @@ actor JobLifecycle {
         }
     }
 
-    func versions(_ name: String) throws -> JSONValue {
+    func versions(_ name: String) throws -> [Views.Schemas.Version] {
         _ = try requireJob(name)
-        return .array(try store.versions(job: name).reversed().map(Views.version))
+        return try store.versions(job: name).reversed().map(Views.version)
     }
 
-    func publish(_ name: String, description: String?, run: PublishRunRequest?) throws -> JSONValue {
+    func publish(_ name: String, description: String?, run: PublishRunRequest?) throws -> Views.Schemas.PublishResult {
         let j = try requireJob(name)
         // Where each node's state goes from the latest version to this one.
         let mappingFromPrevious = publishMapping(name, draft: j.draft)
@@ -210,8 +210,8 @@ actor JobLifecycle {
             context.result = .object(["version": .int(Int64(v.number))])
         }
         let recorded = try execute(machine(name).versionPublished(v.number, description: published.description, run: run), job: name, context)
-        return .object(["version": Views.version(v), "operation": view(ofRecorded: recorded),
-                        "stateMapping": mappingFromPrevious ?? .null])
+        return .init(version: Views.version(v), operation: try view(ofRecorded: recorded).map { .init(value1: $0) },
+                     stateMapping: try mappingFromPrevious.map { .init(value1: try converted($0)) })
     }
 
     /// Validates the draft (and, for `restoreCheck`, that it can restore a
@@ -278,7 +278,7 @@ actor JobLifecycle {
     /// The job's snapshots as they really are: recorded ones whose directory
     /// the store still has (retention deletes old checkpoints), plus any the
     /// store has that were never recorded; newest first.
-    func snapshots(_ job: String) throws -> JSONValue {
+    func snapshots(_ job: String) throws -> [Views.Schemas.Snapshot] {
         _ = try requireJob(job)
         let stored = storedSnapshots(job)
         let present = Set(stored.map(\.id))
@@ -293,7 +293,7 @@ actor JobLifecycle {
                                       offsets: JSONLines.offsets(m.offsets)))
         }
         result.sort { ($0.checkpoint, $0.createdAt) > ($1.checkpoint, $1.createdAt) }
-        return .array(result.map(Views.snapshot))
+        return try result.map(Views.snapshot)
     }
 
     /// The log file of a run of the job: `run`, else the live run, else the last.
@@ -317,9 +317,9 @@ actor JobLifecycle {
     }
 
     /// The job's run history, newest first.
-    func runs(_ job: String) throws -> JSONValue {
+    func runs(_ job: String) throws -> [Views.Schemas.RunHistoryEntry] {
         _ = try requireJob(job)
-        return .array(try store.runs(job: job).map { live[job]?.row.id == $0.id ? Views.runHistory(live[job]!.row) : Views.runHistory($0) })
+        return try store.runs(job: job).map { try Views.runHistory(live[job]?.row.id == $0.id ? live[job]!.row : $0) }
     }
 
     /// What the metrics endpoint shows.
