@@ -19,6 +19,7 @@ class El {
   addEventListener(type, fn) { this.handlers[type] = fn; }
   querySelectorAll() { return []; }
   remove() { delete elements[this.id]; }
+  append(text) { this.textContent += text; }
   showModal() { this.open = true; }
   close() { this.open = false; }
 }

@@ -118,7 +118,7 @@ def test_console_warning_run_stop_and_snapshot_dialogs_against_the_server(tmp_pa
     versions = server.ok("GET", f"/api/v1/jobs/{job}/versions").json
     form = ui.call("runFormHTML", j, versions, snaps)
     assert '<option value="2" selected>' in form and "v1 — v1 &lt;first&gt;" in form
-    assert '<option value="latest">' in form and f'<option value="{stop[0]["id"]}">' in form
+    assert '<option value="latest">' in form and f'<option value="{stop[0]["id"]}" selected>' in form, "the stop snapshot is preselected"
     body = ui.call("runRequest", {"version": "2", "snapshot": "latest", "allowNonRestoredState": False})
     assert body == {"version": 2, "snapshot": "latest", "allowNonRestoredState": False}
     server.wait_op(server.ok("POST", f"/api/v1/jobs/{job}/run", body).json["id"])
