@@ -19,6 +19,8 @@ import OpenAPIRuntime
 struct ContractMiddleware: ServerMiddleware {
     /// Largest request body accepted (specs are small).
     static let maxBody = 4 << 20
+    /// The server log: refusals of requests that change something, and internal errors.
+    var log: @Sendable (String) -> Void = { _ in }
 
     func intercept(_ request: HTTPRequest, body: HTTPBody?, metadata: ServerRequestMetadata, operationID: String,
                    next: @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (HTTPResponse, HTTPBody?))
@@ -32,7 +34,11 @@ struct ContractMiddleware: ServerMiddleware {
             request.headerFields[.accept] = nil
             (response, responseBody) = try await next(request, checked, metadata)
         } catch {
-            return ContractMiddleware.error(ContractMiddleware.apiError(error))
+            let e = ContractMiddleware.apiError(error)
+            if e.status >= 500 || request.method != .get {
+                log("\(request.method.rawValue) \(request.path ?? "") → \(e.status) \(e.code): \(e.message)")
+            }
+            return ContractMiddleware.error(e)
         }
         guard let responseBody, response.headerFields[.contentType]?.hasPrefix("application/json") == true,
               let data = try? await Data(collecting: responseBody, upTo: 64 << 20), let value = JSONValue.parse(data) else {

@@ -35,10 +35,11 @@ public enum ControlServer {
         let address = host.contains(":") ? "[\(host)]" : host
         logger.info("listening on http://\(address):\(port)\(token == nil ? "" : " (bearer token required for /api)")")
         let router = Router()
+        let log: @Sendable (String) -> Void = { logger.info("\(Masking.mask($0))") }
         router.add(middleware: SiteGuard(crossSite: CrossSiteGuard(host: host, port: port, allowedHosts: Set(allowedHosts.map { $0.lowercased() })),
-                                         token: token, log: { logger.info("\(Masking.mask($0))") }))
+                                         token: token, log: log))
         // Every route is generated from Sources/WeirAPI/openapi.yaml.
-        try APIHandler(plane: plane).registerHandlers(on: router, middlewares: [ContractMiddleware()])
+        try APIHandler(plane: plane).registerHandlers(on: router, middlewares: [ContractMiddleware(log: log)])
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "weir"))
         try await app.runService()
         logger.info("stopped; runs keep running and are re-attached by the next server on this home")
