@@ -10,6 +10,9 @@
 #   - Python test tooling (confluent-kafka, PyMySQL, pytest; hash-pinned) into a project venv
 #   - Node.js (Debian's, only if no node is installed) for the web console's tests
 #   - Debian's chromium, driven headless by Playwright (PyPI) in the console's browser tests
+#   - Apache Flink 2.0 for the exported-job comparison tests (scripts/setup-flink.sh): Java 17 and
+#     MariaDB Connector/J from Debian, PyFlink hash-pinned in .deps/flink-venv, the Kafka and JDBC
+#     connector jars and Weir's MySQL dialect for Flink's JDBC connector in .deps/flink/lib
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,7 +32,8 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # 1. Debian packages --------------------------------------------------------
 APT_PKGS="mariadb-server mariadb-client default-libmysqlclient-dev pkg-config build-essential patch \
-  liblz4-dev libsasl2-dev libssl-dev libzstd-dev zlib1g-dev dpkg-dev python3-venv unzip chromium"
+  liblz4-dev libsasl2-dev libssl-dev libzstd-dev zlib1g-dev dpkg-dev python3-venv unzip chromium \
+  openjdk-17-jdk-headless libmariadb-java"
 missing=""
 for p in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -129,4 +133,7 @@ if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$REQS_SUM" ]; then
 else
   log "Python test tooling present"
 fi
+
+# 5. Apache Flink (exported jobs run on it in the tests) ----------------------
+bash "$ROOT/scripts/setup-flink.sh"
 log "done"
