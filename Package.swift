@@ -62,7 +62,8 @@ let package = Package(
                                .product(name: "Hummingbird", package: "hummingbird")],
                 path: "Sources/WeirControl",
                 // The web console, compiled into the binary (no files to ship beside `weir`).
-                resources: [.embedInCode("HTTP/Console/console.html")]),
+                resources: [.embedInCode("HTTP/Console/console.html"), .embedInCode("HTTP/Console/console-views.js"),
+                            .embedInCode("HTTP/Console/console-page.js")]),
 
         .target(name: "WeirCLI",
                 dependencies: ["WeirCore", "WeirEngine", "WeirState", "WeirKafka", "WeirMySQL", "WeirControl", "WeirAPI", "Yams",

@@ -84,7 +84,8 @@ final class EventLog: Sendable {
         let rejected = m.rejected
         for n in m.nodes {
             nodes[n.id] = .init(recordsIn: n.recordsIn, recordsOut: n.recordsOut,
-                                backpressureMs: Double(n.backpressureNanos) / 1e6, rejected: rejected[n.id] ?? [:])
+                                backpressureMs: Double(n.backpressureNanos) / 1e6, rejected: rejected[n.id] ?? [:],
+                                watermarkMs: n.watermark)
         }
         return nodes
     }

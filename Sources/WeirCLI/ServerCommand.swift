@@ -79,6 +79,7 @@ struct ServerCommand: AsyncParsableCommand {
                                           snapshotOf: try JobPlan.compile(previous, connectors: connectorKinds),
                                           allowNonRestoredState: allow)
         }
+        settings.compile = { text in try JobPlan.compile(text, connectors: connectorKinds) }
         settings.drills = ServerCommand.drillHooks
         do {
             let settings = settings

@@ -221,10 +221,16 @@ extension JobRunner {
         let coord = make(CoordinationShape(plan: plan, tasks: ackingTasks, sourceTasks: sourceTasks, layouts: plan.stateLayouts))
         let counters = plan.nodes.enumerated().map { i, n in
             let chans = inbox[i] ?? []
-            return NodeCounters(id: n.id, inputs: n.inputs.map { plan.nodes[$0].id },
+            return NodeCounters(id: n.id, inputs: n.inputs.map { plan.nodes[$0].id }, subtasks: p,
                                 backpressure: { chans.reduce(0) { $0 &+ $1.backpressureNanos } })
         }
-        for i in plan.nodes.indices { for out in outs[i] { out.counter = counters[i].recordsOut } }
+        for i in plan.nodes.indices {
+            for (j, out) in outs[i].enumerated() {
+                out.counter = counters[i].recordsOut
+                out.watermarkGauge = counters[i].watermark
+                out.subtask = j
+            }
+        }
         metrics.register(nodes: counters)
 
         // 5. One task per source subtask and per inbox subtask.

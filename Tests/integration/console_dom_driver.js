@@ -59,7 +59,10 @@ async function submitDialog(fields) {
   shown.jobs = $("jobs").innerHTML;
   shown.serverState = $("server-state").textContent;
 
-  click("jobs", rowTarget(job));  // select the job: the versions tab shows
+  click("jobs", rowTarget(job));  // select the job: its live view shows
+  await until("the live view", () => $("tab-body").innerHTML.includes("run") || $("tab-body").innerHTML.includes("Run"));
+  shown.live = $("tab-body").innerHTML;
+  click("tabs", tabTarget("versions"));
   await until("the versions tab", () => $("tab-body").innerHTML.includes("<table>"));
   shown.versions = $("tab-body").innerHTML;
   shown.detailTitle = $("detail-title").innerHTML;

@@ -234,13 +234,14 @@ def create_tables(db):
 
 
 def job_spec(name, topic, db, *, url=None, valid_node=False, restart_attempts=None, parallelism=2,
-             interval="300ms"):
+             interval="300ms", event_time=False):
     """A job with two sinks fed by one source: per-user running totals (keyed state,
     upsert) and the big payments (stateless, append). `valid_node` adds a
     stateless filter that keeps every record (a new node in version 2)."""
     url = url or f"mysql://root@127.0.0.1:{MYSQL_PORT}/{db}"
     restart = f"restart: {{ attempts: {restart_attempts}, delay: 200ms }}\n" if restart_attempts is not None else ""
     upstream = "valid" if valid_node else "events"
+    etime = ", eventTime: { field: ts, maxOutOfOrderness: 5s }" if event_time else ""
     valid = """  - id: valid
     inputs: [events]
     filter: "amount >= 1"
@@ -250,7 +251,7 @@ parallelism: {parallelism}
 checkpoint: {{ interval: {interval}, retain: 3, timeout: 30s }}
 {restart}nodes:
   - id: events
-    kafka: {{ bootstrap: "{BOOTSTRAP}", topic: {topic}, schema: {SCHEMA} }}
+    kafka: {{ bootstrap: "{BOOTSTRAP}", topic: {topic}, schema: {SCHEMA}{etime} }}
 {valid}  - id: per-user
     inputs: [{upstream}]
     keyBy: [user_id]

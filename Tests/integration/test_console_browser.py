@@ -178,7 +178,7 @@ def check_layout(page, job, width, shots):
     set_width(page, width)
     assert_no_page_overflow(page, f"{width} px, job list")
     page.click(f'#jobs tr.job[data-job="{job}"] td b')
-    for name in ("versions", "snapshots", "operations", "logs", "runs", "transactions"):
+    for name in ("live", "graph", "versions", "snapshots", "operations", "runs", "failures", "logs", "transactions"):
         tab(page, name)
         page.wait_for_function("document.querySelector('#tab-body').textContent.trim().length > 0")
         if name == "logs":

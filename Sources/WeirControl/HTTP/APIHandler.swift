@@ -108,6 +108,14 @@ struct APIHandler: APIProtocol {
         .ok(.init(body: .json(try await plane.runs(input.path.name))))
     }
 
+    func getLive(_ input: Operations.GetLive.Input) async throws -> Operations.GetLive.Output {
+        .ok(.init(body: .json(try await plane.liveView(input.path.name))))
+    }
+
+    func getGraph(_ input: Operations.GetGraph.Input) async throws -> Operations.GetGraph.Output {
+        .ok(.init(body: .json(try await plane.graph(input.path.name, version: input.path.version))))
+    }
+
     func listOperations(_ input: Operations.ListOperations.Input) async throws -> Operations.ListOperations.Output {
         .ok(.init(body: .json(try await plane.operations(input.path.name))))
     }

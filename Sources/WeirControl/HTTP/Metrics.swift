@@ -77,6 +77,13 @@ enum PrometheusText {
                 }
             }
         }
+        family("weir_node_watermark_ms", "gauge",
+               "Event time (epoch ms) the node's slowest subtask has reached (nodes of jobs with event time, once a watermark passed).")
+        for r in m.runs {
+            for (node, f) in r.metrics.nodes.sorted(by: { $0.key < $1.key }) {
+                if let w = f.watermarkMs { sample("weir_node_watermark_ms", [("job", r.job), ("node", node)], Double(w)) }
+            }
+        }
         family("weir_partition_lag", "gauge", "Records between a partition's position and its high watermark.")
         for r in m.runs {
             for (partition, lag) in r.metrics.lag.sorted(by: { $0.key < $1.key }) {

@@ -18,6 +18,8 @@ public struct ControlSettings: Sendable {
     public var validate: @Sendable (String) throws -> String
     /// Where the server logs (lines are masked before they get here).
     public var logger: Logger
+    /// Compiles a spec into its job graph, for the console's drawing (nil: not offered).
+    public var compile: (@Sendable (String) throws -> JobPlan)?
     /// Checks that a snapshot of a run of the first spec could be restored by
     /// the second (allowing dropped state or not); throws why not. Used by
     /// publish-and-run before it stops anything.
@@ -55,6 +57,8 @@ actor JobLifecycle {
         var isChild: Bool
         /// The latest `metrics` event.
         var metrics: RunEventLine.Metrics?
+        /// What the live job view shows beyond it: the sample before, checkpoints and restarts.
+        var history = LiveHistory()
         /// The final event (`finished`, `stopped`, `cancelled`, `failed`) once seen.
         var final: RunEventLine?
         /// A SIGTERM (stop with snapshot) was already sent: the engine treats a second one as a cancel.
@@ -66,6 +70,10 @@ actor JobLifecycle {
     let store: MetadataStore
     let settings: ControlSettings
     var live: [String: LiveRun] = [:]
+    /// Each job's last ended run since this server started, for the live view's final figures.
+    var lastEnded: [String: LiveRun] = [:]
+    /// Node ids in graph order by job and version (versions are immutable).
+    var nodeOrders: [String: [String]] = [:]
     var inflight: [String: OperationRow] = [:]
 
     /// How long a cancel (stop without snapshot) may take before the run is killed.
@@ -151,6 +159,7 @@ actor JobLifecycle {
     func deleteJob(_ name: String) throws {
         _ = try requireJob(name)
         try execute(machine(name).requestReceived(.delete).actions(), job: name)
+        lastEnded[name] = nil
     }
 
     // MARK: Drafts and versions

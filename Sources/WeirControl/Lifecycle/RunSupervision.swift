@@ -33,15 +33,28 @@ extension JobLifecycle {
                                   sizeBytes: s.sizeBytes ?? Int64(s.bytes), offsets: JSONLines.offsets(s.offsets ?? [:]))
             do { try store.insertSnapshot(row) } catch { log("cannot record snapshot \(s.id) of job '\(job)': \(error)") }
             if s.kind != "checkpoint" { log("job '\(job)': run \(runID) took \(s.kind) \(s.id)") }
+            lr.history.completed(s, at: line.time)
+            live[job] = lr
             report = .snapshot(id: s.id, kind: s.kind)
         case .savepointFailed(let r):
+            lr.history.failed(checkpoint: nil, kind: "savepoint", reason: r.reason, at: line.time)
+            live[job] = lr
             report = .savepointFailed(reason: r.reason)
         case .stopFailed(let r):
+            lr.history.failed(checkpoint: nil, kind: "stop", reason: r.reason, at: line.time)
+            live[job] = lr
             report = .stopFailed(reason: r.reason)
+        case .snapshotFailed(let f):
+            lr.history.failed(checkpoint: f.checkpoint, kind: f.kind, reason: f.reason, at: line.time)
+            live[job] = lr
+            return
         case .restarting(let r):
             log("job '\(job)': run \(runID) restarting (attempt \(r.attempt) of \(r.of)) after: \(r.error)")
+            lr.history.restarted(r, at: line.time)
+            live[job] = lr
             return
         case .metrics(let m):
+            lr.history.sampled(previous: lr.metrics, at: line.time)
             lr.metrics = m
             live[job] = lr
             return
@@ -65,7 +78,7 @@ extension JobLifecycle {
                 live[job] = lr
             }
             return
-        case .starting, .firstRecord, .splitsAdded, .restoreAdjusted, .snapshotFailed, .unknown:
+        case .starting, .firstRecord, .splitsAdded, .restoreAdjusted, .unknown:
             return
         }
         react(machine(job).runReported(report, runID: runID, at: line.time), job: job)
@@ -127,6 +140,7 @@ extension JobLifecycle {
         lr.row.endedAt = Clock.now()
         lr.row.outcome = end.outcome
         lr.row.outcomeMessage = end.message
+        lastEnded[job] = lr
         try? store.updateRun(lr.row)
         try? store.touchJob(job)
         log("job '\(job)': run \(runID) ended (\(exit.description)): \(end.message)" + (whileDown ? " [while the server was down]" : ""))

@@ -38,10 +38,13 @@ extension RunEventLine {
             public var backpressureMs: Double
             /// Records the node rejected, by reason.
             public var rejected: [String: Int]
+            /// Event time (epoch ms) the node's slowest subtask has reached; absent
+            /// without event time or before the first watermark (and from older `weir`s).
+            public var watermarkMs: Int64?
 
-            public init(recordsIn: Int, recordsOut: Int, backpressureMs: Double, rejected: [String: Int]) {
+            public init(recordsIn: Int, recordsOut: Int, backpressureMs: Double, rejected: [String: Int], watermarkMs: Int64? = nil) {
                 self.recordsIn = recordsIn; self.recordsOut = recordsOut
-                self.backpressureMs = backpressureMs; self.rejected = rejected
+                self.backpressureMs = backpressureMs; self.rejected = rejected; self.watermarkMs = watermarkMs
             }
         }
     }

@@ -75,7 +75,7 @@ public final class JobMetrics: Sendable {
             NodeFigures(id: n.id,
                         recordsIn: n.inputs.isEmpty ? n.recordsIn.load : n.inputs.reduce(0) { $0 + (outById[$1] ?? 0) },
                         recordsOut: n.recordsOut.load,
-                        backpressureNanos: n.backpressure())
+                        backpressureNanos: n.backpressure(), watermark: n.watermark.current)
         }
     }
 
@@ -109,9 +109,12 @@ package final class NodeCounters: Sendable {
     package let recordsOut = Counter()
     /// Time producers spent blocked on the node's inbox channels (0 when it runs chained to its input).
     package let backpressure: @Sendable () -> UInt64
+    /// The watermark the node's subtasks passed on last (a sink's: the one it received).
+    package let watermark: WatermarkGauge
 
-    package init(id: String, inputs: [String], backpressure: @escaping @Sendable () -> UInt64 = { 0 }) {
+    package init(id: String, inputs: [String], subtasks: Int = 1, backpressure: @escaping @Sendable () -> UInt64 = { 0 }) {
         self.id = id; self.inputs = inputs; self.backpressure = backpressure
+        watermark = WatermarkGauge(subtasks: subtasks)
     }
 }
 
@@ -123,4 +126,7 @@ public struct NodeFigures: Sendable, Equatable {
     /// Time upstream subtasks spent blocked because this node's inbox was full:
     /// high when this node is the bottleneck.
     public var backpressureNanos: UInt64
+    /// Event time (epoch ms) the node's slowest subtask has reached; nil
+    /// without event time or before the first watermark.
+    public var watermark: Int64? = nil
 }

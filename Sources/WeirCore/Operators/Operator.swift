@@ -26,6 +26,9 @@ public final class Output {
     package var targets: [Target] = []
     /// Records out of the node this output belongs to (one add per batch).
     package var counter: Counter?
+    /// Where the node's watermark is shown, and which subtask this output belongs to.
+    package var watermarkGauge: WatermarkGauge?
+    package var subtask = 0
 
     public init() {}
 
@@ -46,6 +49,7 @@ public final class Output {
     }
 
     public func emitWatermark(_ wm: Int64) {
+        watermarkGauge?.set(subtask, wm)
         for t in targets {
             switch t {
             case .chained(let op, let out): try? op.watermark(wm, out)

@@ -65,6 +65,7 @@ package final class SinkOperator: StreamOperator {
         metrics.recordsOut.add(batch.count)
         out.count(batch.count)
     }
-    package func watermark(_ wm: Int64, _ out: Output) throws {}
+    /// Nothing downstream: only shown as the sink's watermark.
+    package func watermark(_ wm: Int64, _ out: Output) throws { out.emitWatermark(wm) }
     package func finish(_ out: Output) throws { try writer.flush() }
 }
