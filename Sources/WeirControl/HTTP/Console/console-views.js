@@ -26,7 +26,7 @@ function fmtTime(iso) {
     and click or tap; `id` names the text for aria-describedby, `open` keeps it shown after a click. */
 function warningHTML(w, id, open) {
   if (!w) return "";
-  const text = w.message + (w.suggestion ? "\nSuggestion: " + w.suggestion : "");
+  const text = w.message + (w.suggestion ? "\nSuggestion: " + consoleWording(w.suggestion) : "");
   const tid = "warn-" + (id || "job");
   return `<button type="button" class="warning" title="${esc(text)}" aria-label="warning" aria-describedby="${esc(tid)}" ` +
     `aria-expanded="${open ? "true" : "false"}" data-warn="${esc(id || "job")}">&#9888;</button>` +
@@ -166,7 +166,7 @@ function operationsHTML(ops) {
       `<td>${esc(fmtTime(o.requestedAt))}</td><td>${esc(fmtTime(o.finishedAt))}</td>` +
       `<td class="mono">${esc(resultText(o.result))}` +
       `${o.result && o.result.report ? ` <button data-report="${esc(o.id)}">Drill report</button>` : ""}</td>` +
-      `<td class="msg">${o.error ? esc(o.error.message) + (o.error.suggestion ? `<br><span class="muted">${esc(o.error.suggestion)}</span>` : "") : ""}</td></tr>`).join("") +
+      `<td class="msg">${o.error ? esc(o.error.message) + (o.error.suggestion ? `<br><span class="muted">${esc(consoleWording(o.error.suggestion))}</span>` : "") : ""}</td></tr>`).join("") +
     `</tbody></table>`;
 }
 
