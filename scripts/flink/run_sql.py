@@ -1,23 +1,28 @@
 #!/usr/bin/env python3
 """Runs Flink SQL scripts (as `weir export --target flink-sql` writes them) on Apache Flink 2.0
-(PyFlink's local mini-cluster), with the Kafka and JDBC connectors and Weir's MySQL dialect.
+(PyFlink), with the Kafka and JDBC connectors and Weir's MySQL dialect.
 
-    .deps/flink-venv/bin/python scripts/flink/run_sql.py [--timeout 300] SCRIPT.sql [SCRIPT.sql ...]
+    .deps/flink-venv/bin/python scripts/flink/run_sql.py [--timeout 300] [--jobs 1] [--report FILE]
+        SCRIPT.sql [SCRIPT.sql ...]
 
-Each script gets a fresh streaming TableEnvironment; several scripts share one JVM (Flink's
-start-up is paid once). A script is split into statements (comments, quoted strings and the
-`EXECUTE STATEMENT SET BEGIN … END;` block respected): `SET 'key' = 'value'` goes into the
-environment's configuration, every other statement but INSERTs runs with executeSql, the
-INSERTs (in the statement set, or alone) are submitted as one job, and the runner waits for that
-job to finish: the exported sources are bounded (`scan.bounded.mode`), so a job that does not
-finish within --timeout seconds is cancelled and reported as a failure.
+The runner starts one Flink mini-cluster (a JobManager and a TaskManager in one JVM) and
+submits each script's job to it over REST, as to a session cluster: the connector jars and
+the JDBC driver travel with the job (`pipeline.jars`), and Flink's start-up is paid once for
+all scripts. Each script gets a fresh streaming TableEnvironment. A script is split into
+statements (comments, quoted strings and the `EXECUTE STATEMENT SET BEGIN … END;` block
+respected): `SET 'key' = 'value'` goes into the environment's configuration, every other
+statement but INSERTs runs with executeSql, the INSERTs (in the statement set, or alone) are
+submitted as one job, and the runner waits for that job to finish: exported sources are
+bounded (`scan.bounded.mode`), so a job still running after --timeout seconds is cancelled
+and reported as a failure. --jobs runs that many scripts' jobs at once.
 
 Exit status 0 when every script's job finished; 1 with Flink's error (the Java exception's
-causes) on stderr otherwise. One line per script on stdout: `ok SCRIPT job JOBID in N.Ns`.
+chain of causes, without stack frames) on stderr otherwise. One line per script on stdout:
+`ok SCRIPT job JOBID in N.Ns`.
 
 Setup (scripts/setup-flink.sh) puts the jars in .deps/flink/lib; the JDBC driver is Debian's
-MariaDB Connector/J. The JVM is kept small (WEIR_FLINK_HEAP, default 768m) for 2-core CI
-machines.
+MariaDB Connector/J. The JVM is kept small (heap WEIR_FLINK_HEAP, default 768m; C1 only, which
+starts faster) for 2-core CI machines; Flink's log goes to --log-dir.
 """
 import argparse
 import json
@@ -130,29 +135,52 @@ def java_error(e):
     """A Java exception (PyFlink hands over its stack trace as text) as its chain of causes,
     without the stack frames; anything else as str(e)."""
     text = getattr(e, "stack_trace", None) or str(e)
-    lines = [ln.strip() for ln in text.splitlines()
-             if ln.strip() and not ln.startswith("\t") and not ln.lstrip().startswith(("at ", "... "))]
+    lines = [ln.strip().lstrip(": ") for ln in text.splitlines()
+             if ln.strip() and not ln.startswith("\t") and not ln.lstrip().startswith(("at ", "... "))
+             and not ln.startswith("An error occurred while calling ")]
     return "\n  ".join(lines) if lines else text
 
 
-def new_env(jar_urls):
-    from pyflink.table import EnvironmentSettings, TableEnvironment
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    conf = t_env.get_config()
-    conf.set("pipeline.jars", ";".join(jar_urls))
-    # Small and quiet for a 2-core CI machine; a script's own SETs come after and win.
-    conf.set("parallelism.default", "1")
-    conf.set("taskmanager.memory.managed.size", "32mb")
-    conf.set("taskmanager.memory.network.min", "32mb")
-    conf.set("taskmanager.memory.network.max", "32mb")
-    conf.set("rest.bind-port", "0")
-    return t_env
+SLOTS = 8  # enough for any one script's parallelism here; jobs beyond that wait for slots
 
 
-def run_script(path, jar_urls, timeout):
-    text = pathlib.Path(path).read_text()
-    statements = split_statements(text)
-    t_env = new_env(jar_urls)
+class Cluster:
+    """One Flink mini-cluster (a JobManager and a TaskManager in this JVM) that every script's
+    job is submitted to, as to a real session cluster: its start-up is paid once."""
+
+    def __init__(self):
+        from pyflink.java_gateway import get_gateway
+        jvm = get_gateway().jvm
+        conf = jvm.org.apache.flink.configuration.Configuration()
+        for k, v in {"taskmanager.memory.managed.size": "32mb", "taskmanager.memory.network.min": "64mb",
+                     "taskmanager.memory.network.max": "64mb", "rest.bind-address": "127.0.0.1",
+                     "rest.bind-port": "0", "rest.address": "127.0.0.1"}.items():
+            conf.setString(k, v)
+        mc = jvm.org.apache.flink.runtime.minicluster
+        self.mini = mc.MiniCluster(mc.MiniClusterConfiguration.Builder().setConfiguration(conf)
+                                   .setNumTaskManagers(1).setNumSlotsPerTaskManager(SLOTS).build())
+        self.mini.start()
+        self.rest = self.mini.getRestAddress().get()  # a java.net.URI
+
+    def new_env(self, jar_urls):
+        from pyflink.table import EnvironmentSettings, TableEnvironment
+        t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+        conf = t_env.get_config()
+        conf.set("execution.target", "remote")
+        conf.set("rest.address", self.rest.getHost())
+        conf.set("rest.port", str(self.rest.getPort()))
+        conf.set("pipeline.jars", ";".join(jar_urls))
+        conf.set("parallelism.default", "1")  # a script's own SETs come after and win
+        return t_env
+
+    def close(self):
+        self.mini.close()
+
+
+def submit(cluster, path, jar_urls):
+    """Runs the script's SETs and DDL and submits its INSERTs as one job: (TableResult, job id)."""
+    statements = split_statements(pathlib.Path(path).read_text())
+    t_env = cluster.new_env(jar_urls)
     inserts = []
     for stmt in statements:
         m = SET_RE.match(stmt)
@@ -175,19 +203,23 @@ def run_script(path, jar_urls, timeout):
         sset.add_insert_sql(s)
     result = sset.execute()
     client = result.get_job_client()
-    job_id = str(client.get_job_id()) if client else "?"
+    return result, (str(client.get_job_id()) if client else "?")
+
+
+def wait(result, job_id, deadline):
+    """Waits for the job to finish until `deadline` (time.time()); cancels it when it does not."""
     try:
-        result.wait(int(timeout * 1000))
+        result.wait(max(1, int((deadline - time.time()) * 1000)))
     except Exception as e:  # timeout (or failure): make sure the job is gone
+        client = result.get_job_client()
         if client is not None:
             try:
                 client.cancel()
             except Exception:
                 pass
         if "TimeoutException" in java_error(e):
-            raise ScriptError(f"job {job_id} did not finish within {timeout:g} s (sources not bounded?); cancelled")
+            raise ScriptError(f"job {job_id} did not finish within --timeout (sources not bounded?); cancelled")
         raise
-    return job_id
 
 
 def main(argv=None):
@@ -195,6 +227,7 @@ def main(argv=None):
     ap.add_argument("scripts", nargs="+", help="Flink SQL script files")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds each job may take (default 300)")
     ap.add_argument("--log-dir", help="where Flink's log goes (default: a temporary directory)")
+    ap.add_argument("--jobs", type=int, default=1, help="how many scripts' jobs run at once (default 1)")
     ap.add_argument("--report", help="also write {script: {ok, job, seconds, error}} as JSON to this file")
     args = ap.parse_args(argv)
 
@@ -212,7 +245,7 @@ def main(argv=None):
 
     heap = os.environ.get("WEIR_FLINK_HEAP", "768m")
     os.environ.setdefault("JVM_ARGS", f"-Xms128m -Xmx{heap} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 "
-                                      f"-XX:MaxMetaspaceSize=256m -Duser.timezone=UTC")
+                                      f"-XX:MaxMetaspaceSize=1g -Duser.timezone=UTC")
     if args.log_dir:
         os.makedirs(args.log_dir, exist_ok=True)
         os.environ["FLINK_LOG_DIR"] = args.log_dir
@@ -222,16 +255,37 @@ def main(argv=None):
 
     jar_urls = [j.resolve().as_uri() for j in JARS]
     report = {}
-    for s in args.scripts:
-        t0 = time.time()
-        try:
-            job = run_script(s, jar_urls, args.timeout)
-            report[s] = {"ok": True, "job": job, "seconds": round(time.time() - t0, 1), "error": None}
-            print(f"ok {s} job {job} in {time.time() - t0:.1f}s", flush=True)
-        except Exception as e:  # ScriptError, or Py4J's: Flink's own message
-            error = str(e) if isinstance(e, ScriptError) else java_error(e)
-            report[s] = {"ok": False, "job": None, "seconds": round(time.time() - t0, 1), "error": error}
-            print(f"FAILED {s}:\n  {error}", file=sys.stderr, flush=True)
+
+    def record(script, t0, job=None, error=None):
+        report[script] = {"ok": error is None, "job": job, "seconds": round(time.time() - t0, 1), "error": error}
+        if error is None:
+            print(f"ok {script} job {job} in {time.time() - t0:.1f}s", flush=True)
+        else:
+            print(f"FAILED {script}:\n  {error}", file=sys.stderr, flush=True)
+
+    def failure(e):
+        return str(e) if isinstance(e, ScriptError) else java_error(e)  # Py4J's: Flink's own message
+
+    # Up to --jobs jobs run at once, on one mini-cluster.
+    cluster = Cluster()
+    pending = list(args.scripts)
+    while pending:
+        wave, pending = pending[:args.jobs], pending[args.jobs:]
+        running = []
+        for script in wave:
+            t0 = time.time()
+            try:
+                result, job = submit(cluster, script, jar_urls)
+                running.append((script, t0, result, job))
+            except Exception as e:
+                record(script, t0, error=failure(e))
+        for script, t0, result, job in running:
+            try:
+                wait(result, job, t0 + args.timeout)
+                record(script, t0, job=job)
+            except Exception as e:
+                record(script, t0, job=job, error=failure(e))
+    cluster.close()
     if args.report:
         pathlib.Path(args.report).write_text(json.dumps(report, indent=2))
     return 0 if all(r["ok"] for r in report.values()) else 1
