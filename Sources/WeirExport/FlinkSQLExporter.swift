@@ -78,6 +78,13 @@ struct ScriptBuilder {
             }
         }
         let ids = Set(plan.nodes.map(\.id))
+        for n in plan.nodes where n.inputs.count > 1 {
+            if case .union = n.kind { continue }
+            if ids.contains("\(n.id)__inputs") {
+                throw ExportRefusal(n.id, "the union of its inputs would be named '\(n.id)__inputs', which is also a node id",
+                                    hint: "rename node '\(n.id)__inputs'")
+            }
+        }
         for n in plan.nodes {
             guard case .source(_, let c, _) = n.kind, let k = c as? KafkaSourceConnector else { continue }
             let names = k.topics.count == 1 ? ["\(n.id)__kafka"] : k.topics.map { "\(n.id)__kafka__\($0)" }
