@@ -16,9 +16,13 @@ struct FlinkJDBCSink {
 
     /// The JDBC URL: MariaDB Connector/J (and MySQL's) read `jdbc:mysql://`;
     /// batched rewriting turns the sink's batches into multi-row INSERTs as Weir's are.
+    /// Without a password the user goes into the URL: Flink's JDBC table
+    /// takes `username` and `password` both or neither.
     var jdbcURL: String {
         let host = mysql.url.host.contains(":") ? "[\(mysql.url.host)]" : mysql.url.host
-        return "jdbc:mysql://\(host):\(mysql.url.port)/\(FlinkJDBCSink.percentEncoded(mysql.url.database))?rewriteBatchedStatements=true"
+        var url = "jdbc:mysql://\(host):\(mysql.url.port)/\(FlinkJDBCSink.percentEncoded(mysql.url.database))?"
+        if mysql.url.password == nil { url += "user=\(FlinkJDBCSink.percentEncoded(mysql.url.user))&" }
+        return url + "rewriteBatchedStatements=true"
     }
 
     static func percentEncoded(_ s: String) -> String {
@@ -75,9 +79,9 @@ struct FlinkJDBCSink {
             "  'connector' = 'jdbc'",
             "  'url' = \(FlinkSQL.quoted(jdbcURL))",
             "  'table-name' = \(FlinkSQL.quoted(mysql.table))",
-            "  'username' = \(FlinkSQL.quoted(mysql.url.user))",
         ]
         if let password = mysql.url.password {
+            options.append("  'username' = \(FlinkSQL.quoted(mysql.url.user))")
             options.append("  -- The password of the spec's MySQL URL: this script holds it; keep the file private.\n"
                            + "  'password' = \(FlinkSQL.quoted(password))")
         }
