@@ -13,6 +13,7 @@ import PackageDescription
 //   Sources/WeirAPI      the REST contract (openapi.yaml) and the code generated from it.
 //   Sources/WeirControl  the control plane: lifecycle (JobLifecycleStateMachine + its driver),
 //                        metadata, supervised runs, and the REST API and console over HTTP.
+//   Sources/WeirExport   exports a job to a Flink SQL script (pure: the compiled job in, text out).
 //   Sources/WeirCLI      the `weir` command tree: the composition root.
 let package = Package(
     name: "weir",
@@ -65,8 +66,11 @@ let package = Package(
                 resources: [.embedInCode("HTTP/Console/console.html"), .embedInCode("HTTP/Console/console-views.js"),
                             .embedInCode("HTTP/Console/console-page.js")]),
 
+        // Export to Flink SQL: reads the Kafka and MySQL connectors' configuration, connects to nothing.
+        .target(name: "WeirExport", dependencies: ["WeirCore", "WeirKafka", "WeirMySQL"], path: "Sources/WeirExport"),
+
         .target(name: "WeirCLI",
-                dependencies: ["WeirCore", "WeirEngine", "WeirState", "WeirKafka", "WeirMySQL", "WeirControl", "WeirAPI", "Yams",
+                dependencies: ["WeirCore", "WeirEngine", "WeirState", "WeirKafka", "WeirMySQL", "WeirControl", "WeirAPI", "WeirExport", "Yams",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "OpenAPIURLSession", package: "swift-openapi-urlsession"),
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -85,6 +89,9 @@ let package = Package(
         // Connector tests run against the real Tansu broker and MariaDB started by scripts/servers.sh.
         .testTarget(name: "KafkaConnectorTests", dependencies: ["WeirKafka", "WeirCore"],
                     path: "Tests/KafkaConnectorTests"),
+        // The Flink SQL export: the script's text for each node kind, expression and refusal (no servers).
+        .testTarget(name: "WeirExportTests", dependencies: ["WeirExport", "WeirCore", "WeirKafka", "WeirMySQL"],
+                    path: "Tests/WeirExportTests"),
         .testTarget(name: "MySQLConnectorTests", dependencies: ["WeirMySQL", "WeirCore"],
                     path: "Tests/MySQLConnectorTests"),
     ]
