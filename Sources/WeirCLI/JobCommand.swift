@@ -22,7 +22,7 @@ struct JobCommand: AsyncParsableCommand {
         snapshot). run/stop/savepoint return at once with an operation; --wait follows it to the end.
         """,
         subcommands: [JobCreate.self, JobDraft.self, JobPublish.self, JobRun.self, JobStop.self,
-                      JobSavepoint.self, JobDrill.self, JobRuns.self, JobStatus.self, JobList.self, JobVersions.self, JobDiff.self,
+                      JobSavepoint.self, JobDrill.self, JobRuns.self, JobExport.self, JobStatus.self, JobList.self, JobVersions.self, JobDiff.self,
                       JobSnapshots.self, JobOps.self, JobOperation.self, JobLogs.self, JobDelete.self])
 }
 
@@ -297,6 +297,38 @@ struct JobRuns: AsyncParsableCommand {
                              ms(predicted?.firstRecordMs), ms(measured?.stateLoadedMs), ms(measured?.firstRecordMs)])
             }
             alignedTable(rows, rightAligned: [1, 6, 7, 8]).forEach { print($0) }
+        }
+    }
+}
+
+/// `weir job export`: a published version as a Flink SQL script, through the server (secrets come back as ***).
+struct JobExport: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Export a published version to a Flink SQL script, optionally starting at a snapshot's offsets (passwords come back as ***).")
+
+    @Argument(help: "The job name.") var name: String
+    @Option(help: "The version (default: the latest).") var version: Int?
+    @Option(help: "Start at this snapshot's offsets (an id, or 'latest').") var snapshot: String?
+    @Option(help: "The target: flink-sql (the only one).") var target = "flink-sql"
+    @Option(name: [.customShort("o"), .long], help: "Write the script to this file instead of stdout.") var output: String?
+    @OptionGroup var global: JobGlobalOptions
+
+    func run() async throws {
+        guard target == "flink-sql" else { throw ValidationError("--target must be flink-sql") }
+        try await reportingJobFailures(json: global.json) {
+            let api = try global.api()
+            let answer = try await api.call {
+                try await $0.exportJob(path: .init(name: name), query: .init(target: .flinkSql, version: version, snapshot: snapshot)).ok.body.json
+            }
+            if global.json { writeOut(api.lastBody); return }
+            if let output {
+                try Data(answer.script.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+                printErr("[weir] wrote the Flink SQL script of \(name) v\(answer.version)" +
+                         (answer.snapshot.map { " from snapshot \($0)" } ?? "") + " to \(output)")
+            } else {
+                print(answer.script, terminator: answer.script.hasSuffix("\n") ? "" : "\n")
+            }
         }
     }
 }

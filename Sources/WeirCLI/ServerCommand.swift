@@ -6,6 +6,7 @@ import WeirControl
 import WeirCore
 import WeirState
 import WeirEngine
+import WeirExport
 import WeirKafka
 import Yams
 
@@ -80,6 +81,13 @@ struct ServerCommand: AsyncParsableCommand {
                                           allowNonRestoredState: allow)
         }
         settings.compile = { text in try JobPlan.compile(text, connectors: connectorKinds) }
+        settings.export = { spec, offsets, note in
+            do {
+                return try FlinkSQLExporter.script(forSpec: spec, options: FlinkExportOptions(startOffsets: offsets, note: note))
+            } catch let r as ExportRefusal {
+                throw APIError(422, "export_refused", "\(r.subject): \(r.reason)", suggestion: r.hint)
+            }
+        }
         settings.drills = ServerCommand.drillHooks
         do {
             let settings = settings

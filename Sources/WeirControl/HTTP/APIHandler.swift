@@ -108,6 +108,11 @@ struct APIHandler: APIProtocol {
         .ok(.init(body: .json(try await plane.runs(input.path.name))))
     }
 
+    func exportJob(_ input: Operations.ExportJob.Input) async throws -> Operations.ExportJob.Output {
+        let q = input.query
+        return .ok(.init(body: .json(try await plane.exportScript(input.path.name, version: q.version, snapshot: q.snapshot))))
+    }
+
     func getLive(_ input: Operations.GetLive.Input) async throws -> Operations.GetLive.Output {
         .ok(.init(body: .json(try await plane.liveView(input.path.name))))
     }

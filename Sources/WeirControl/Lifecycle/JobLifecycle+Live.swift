@@ -94,3 +94,30 @@ extension JobLifecycle {
         return Views.graph(version: version, plan: plan)
     }
 }
+
+extension JobLifecycle {
+    /// A published version as a Flink SQL script, from a snapshot's offsets when one is named.
+    func exportScript(_ job: String, version: Int?, snapshot: String?) throws -> Views.Schemas.Export {
+        let (number, spec) = try versionSpec(job, version)
+        guard let export = settings.export else { throw APIError.internalError("this server cannot export jobs") }
+        var offsets: [String: [String: Int64]]?
+        var snapshotID: String?
+        if let snapshot {
+            let dir = try snapshotDirectory(job, snapshot)
+            guard let m = storedSnapshots(job).first(where: { $0.id == dir.lastPathComponent }) else {
+                throw APIError.notFound("job '\(job)' has no snapshot \(snapshot)", suggestion: "see GET /api/v1/jobs/\(job)/snapshots")
+            }
+            offsets = m.offsets
+            snapshotID = m.id
+        }
+        let note = "job \(job) version \(number)" + (snapshotID.map { ", from snapshot \($0)" } ?? "")
+        do {
+            return .init(target: .flinkSql, version: number, snapshot: snapshotID, script: try export(spec, offsets, note))
+        } catch let e as APIError {
+            throw e
+        } catch {
+            throw APIError(422, "export_refused", "version \(number) of job '\(job)' cannot be exported to Flink SQL: \(error)",
+                           suggestion: "change the node the message names (or export an earlier version); see the README's \"Beyond one machine\"")
+        }
+    }
+}

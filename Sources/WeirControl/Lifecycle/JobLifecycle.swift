@@ -18,6 +18,9 @@ public struct ControlSettings: Sendable {
     public var validate: @Sendable (String) throws -> String
     /// Where the server logs (lines are masked before they get here).
     public var logger: Logger
+    /// Exports a spec to a Flink SQL script, starting at the given source offsets
+    /// (by node, then `topic/partition`) when given; throws the refusal (nil: not offered).
+    public var export: (@Sendable (_ spec: String, _ startOffsets: [String: [String: Int64]]?, _ note: String) throws -> String)?
     /// Compiles a spec into its job graph, for the console's drawing (nil: not offered).
     public var compile: (@Sendable (String) throws -> JobPlan)?
     /// Checks that a snapshot of a run of the first spec could be restored by
