@@ -29,7 +29,7 @@ grep -qE "with [1-9][0-9]* failures?|error: " "$WEIR_RUN_DIR/swift-test.log" && 
 grep -qE "Executed [0-9]+ tests" "$WEIR_RUN_DIR/swift-test.log" || status=1
 
 echo "[test] end-to-end tests (pytest)"
-"$ROOT/.deps/venv/bin/python" -m pytest -q -p no:cacheprovider Tests/integration || status=1
+"$ROOT/.deps/venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 Tests/integration || status=1
 
 if [ $status -eq 0 ]; then echo "[test] all tests passed"; else echo "[test] FAILED"; fi
 exit $status
