@@ -80,6 +80,13 @@ public struct OperationError: Sendable, Equatable {
 enum Clock {
     static func now() -> String { timestamp(Date()) }
 
+    /// Parses a time as `timestamp` writes it (fractional seconds optional); nil when it is not one.
+    static func date(_ iso: String) -> Date? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.date(from: iso) ?? ISO8601DateFormatter().date(from: iso)
+    }
+
     static func timestamp(_ d: Date) -> String {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

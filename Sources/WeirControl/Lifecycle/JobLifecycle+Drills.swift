@@ -40,13 +40,18 @@ extension JobLifecycle {
 
     /// A snapshot's directory in the job's state directory (`latest`: the newest).
     func snapshotDirectory(_ job: String, _ id: String) throws -> URL {
+        stateDir(job).appendingPathComponent(try snapshotManifest(job, id).id, isDirectory: true)
+    }
+
+    /// A snapshot's manifest (`latest`: the newest), refused when the state directory has no such snapshot.
+    func snapshotManifest(_ job: String, _ id: String) throws -> SnapshotManifest {
         _ = try requireJob(job)
         let stored = storedSnapshots(job)
         let found = id == "latest" ? stored.max { $0.checkpointID < $1.checkpointID } : stored.first { $0.id == id }
         guard let m = found else {
             throw APIError.notFound("job '\(job)' has no snapshot \(id)", suggestion: "see GET /api/v1/jobs/\(job)/snapshots")
         }
-        return stateDir(job).appendingPathComponent(m.id, isDirectory: true)
+        return m
     }
 
     /// The state mapping between two versions of a job: `from` nil is the

@@ -21,7 +21,7 @@ struct LiveHistory {
     mutating func sampled(previous last: RunEventLine.Metrics?, at time: String) {
         previous = last
         previousAt = latestAt
-        latestAt = LiveHistory.date(time)
+        latestAt = Clock.date(time)
         latestTime = time
     }
 
@@ -50,12 +50,6 @@ struct LiveHistory {
         guard let a = previousAt, let b = latestAt, previous != nil else { return nil }
         let s = b.timeIntervalSince(a)
         return s > 0 ? s : nil
-    }
-
-    static func date(_ iso: String) -> Date? {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.date(from: iso) ?? ISO8601DateFormatter().date(from: iso)
     }
 }
 
@@ -103,10 +97,7 @@ extension JobLifecycle {
         var offsets: [String: [String: Int64]]?
         var snapshotID: String?
         if let snapshot {
-            let dir = try snapshotDirectory(job, snapshot)
-            guard let m = storedSnapshots(job).first(where: { $0.id == dir.lastPathComponent }) else {
-                throw APIError.notFound("job '\(job)' has no snapshot \(snapshot)", suggestion: "see GET /api/v1/jobs/\(job)/snapshots")
-            }
+            let m = try snapshotManifest(job, snapshot)
             offsets = m.offsets
             snapshotID = m.id
         }

@@ -163,6 +163,7 @@ actor JobLifecycle {
         _ = try requireJob(name)
         try execute(machine(name).requestReceived(.delete).actions(), job: name)
         lastEnded[name] = nil
+        nodeOrders = nodeOrders.filter { !$0.key.hasPrefix(name + "\u{0}") }  // a new job of that name starts again at version 1
     }
 
     // MARK: Drafts and versions
