@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.0"),
         .package(url: "https://github.com/apple/swift-openapi-urlsession", from: "1.4.0"),
         .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird", from: "2.1.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(name: "WeirCore", dependencies: ["Yams", .product(name: "Logging", package: "swift-log")], path: "Sources/WeirCore",
@@ -73,6 +74,7 @@ let package = Package(
                 dependencies: ["WeirCore", "WeirEngine", "WeirState", "WeirKafka", "WeirMySQL", "WeirControl", "WeirAPI", "WeirExport", "Yams",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "OpenAPIURLSession", package: "swift-openapi-urlsession"),
+                               .product(name: "Histogram", package: "hdrhistogram-swift"),
                                .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 path: "Sources/WeirCLI"),
         .executableTarget(name: "weir", dependencies: ["WeirCLI"], path: "Sources/weir"),

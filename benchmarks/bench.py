@@ -20,6 +20,7 @@ import glob
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -1059,6 +1060,45 @@ def _report_state(run_dir):
     return lines, checks, warn
 
 
+def _report_weir_bench(run_dir):
+    """W1 and W2 as `weir bench` measured them (wbench-<w>-<run>.json)."""
+    lines, checks = [], []
+    runs = {}
+    for name in sorted(os.listdir(run_dir)):
+        m = re.match(r"wbench-(w[12])-(\d+)\.json$", name)
+        d = _load(os.path.join(run_dir, name)) if m else None
+        if d:
+            runs.setdefault(m.group(1), []).append((int(m.group(2)), d))
+    if not runs:
+        return [], [], []
+    lines += ["### `weir bench`: W1 and W2 against the in-process ceiling", "",
+              "Each run: `weir bench <w1|w2>.yaml --events N --keys 1000 --json` — generated data (seed 42) in its own topic, "
+              "read once bare by librdkafka in the same process (the ceiling), then the job bounded to it into a fresh table, "
+              "checked against the reference. Events/s = records read ÷ seconds from the start of the run to the final commit.", "",
+              "| workload | run | events/s | ceiling events/s | ratio | latency p50 / p99 / max | CPU-s per M events | peak RSS | check |",
+              "|---|---:|---:|---:|---:|---|---:|---:|---|"]
+    targets = {"w1": 0.85, "w2": 0.90}
+    for w in sorted(runs):
+        best = None
+        for r, d in sorted(runs[w]):
+            lat = d.get("latencyMillis") or {}
+            status = ", ".join(f"{c['status'].upper()}" for c in d.get("checks", []))
+            lines.append(f"| {w.upper()} | {r} | {_rate(d['eventsPerSecond'])} | {_rate(d['ceiling']['eventsPerSecond'])} | "
+                         f"{d['ratio'] * 100:.1f}% | {lat.get('p50', 0):.0f} / {lat.get('p99', 0):.0f} / {lat.get('max', 0):.0f} ms | "
+                         f"{d['cpu']['perMillionEvents']:.2f} | {_mb(d.get('peakRSSBytes') or 0)} | {status} |")
+            if best is None or d["ratio"] > best["ratio"]:
+                best = d
+        nodes = ", ".join(f"{n['node']} {n['perMillionEvents']:.2f}" for n in best["cpu"]["nodes"])
+        lines.append("")
+        lines.append(f"- {w.upper()} best run, CPU-s per million events by node: {nodes}, other threads "
+                     f"{best['cpu']['otherSeconds'] / max(1, best['records']['read']) * 1e6:.2f}")
+        t = targets[w]
+        checks.append(f"{w.upper()} through `weir bench` ≥ {t:.0%} of the same-run ceiling: best {best['ratio'] * 100:.1f}% — "
+                      + ("met" if best["ratio"] >= t else "NOT met"))
+    lines.append("")
+    return lines, checks, []
+
+
 def report(run_dir, out):
     meta = _load(os.path.join(run_dir, "meta.json")) or {}
     mach = _load(os.path.join(run_dir, "machine.json")) or {}
@@ -1066,7 +1106,8 @@ def report(run_dir, out):
     st = _load(os.path.join(run_dir, "state.json")) or {}
     par = meta.get("parallelism", 2)
     lines, checks, warn = [], [], []
-    for part in (_report_throughput(run_dir, meta, ver, par), _report_ckpt(run_dir, meta, ver, par), _report_state(run_dir)):
+    for part in (_report_throughput(run_dir, meta, ver, par), _report_weir_bench(run_dir), _report_ckpt(run_dir, meta, ver, par),
+                 _report_state(run_dir)):
         lines += part[0]
         checks += part[1]
         warn += part[2]

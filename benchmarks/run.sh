@@ -9,8 +9,9 @@
 #
 #   --events N             events in topic `events` for W1, W2 and ckpt (default 2000000)
 #   --parallelism P        Weir's parallelism for W1, W2 and ckpt (default 2)
-#   --only LIST            comma-separated parts to run: w1, w2, ckpt, state (default: all four)
+#   --only LIST            comma-separated parts to run: w1, w2, bench, ckpt, state (default: all five)
 #                            w1, w2  throughput against the bare librdkafka ceiling
+#                            bench   W1 and W2 through `weir bench` (generated data, in-process ceiling, latency, sink check)
 #                            ckpt    W1 without / with periodic checkpoints, alternating pairs
 #                            state   savepoints, stop and restore of a job with ~1 M keys
 #   --repeat K             undisturbed pairs per workload / interval, savepoints, restores (default 3)
@@ -43,7 +44,7 @@ BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$BENCH")"
 EVENTS=2000000
 PAR=2
-ONLY="w1,w2,ckpt,state"
+ONLY="w1,w2,bench,ckpt,state"
 CEIL_CONSUMERS=1
 CKPT_INTERVALS="1s,200ms"
 STATE_EVENTS=2000000
@@ -88,7 +89,7 @@ for v in STATE_EVENTS STATE_USERS STATE_PAR STATE_EXTRA; do
 done
 PARTS=" "
 for p in ${ONLY//,/ }; do
-  case "$p" in w1|w2|ckpt|state) PARTS="$PARTS$p " ;; *) echo "--only takes a comma-separated list of w1, w2, ckpt, state" >&2; exit 2 ;; esac
+  case "$p" in w1|w2|bench|ckpt|state) PARTS="$PARTS$p " ;; *) echo "--only takes a comma-separated list of w1, w2, bench, ckpt, state" >&2; exit 2 ;; esac
 done
 [ "$PARTS" != " " ] || { echo "--only: nothing to run" >&2; exit 2; }
 has() { [[ "$PARTS" == *" $1 "* ]]; }
@@ -310,6 +311,28 @@ for w in $WORKLOADS; do
     fi
   done
 done
+
+# 4a'. W1 and W2 through `weir bench`: each generates its own data (seed 42, 1,000 keys,
+# $PARTITIONS partitions), reads it bare (the ceiling, in the same process), runs the job
+# bounded to it into a fresh table and checks the table against its reference.
+if has bench; then
+  for w in w1 w2; do
+    t="${TABLE[$w]}"
+    render "$BENCH/$w.yaml" "$RD/$w.yaml" "$PAR"
+    for r in $(seq 1 "$REPEAT"); do
+      [ "$QUIET" = 1 ] && wait_quiet
+      fresh_table "$t" "${DDL[$w]}"
+      if "$WEIR" bench "$RD/$w.yaml" --events "$EVENTS" --partitions "$PARTITIONS" --keys 1000 --seed "$SEED" --json \
+           > "$RD/wbench-$w-$r.json" 2> "$RD/wbench-$w-$r.log"; then
+        "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("    weir bench %s run %s: %.2f M events/s, ceiling %.2f M, ratio %.1f%%, check %s" % (sys.argv[2], sys.argv[3], d["eventsPerSecond"] / 1e6, d["ceiling"]["eventsPerSecond"] / 1e6, d["ratio"] * 100, "/".join(c["status"] for c in d["checks"])))' "$RD/wbench-$w-$r.json" "${w^^}" "$r"
+      else
+        tail -n 20 "$RD/wbench-$w-$r.log" >&2
+        echo "weir bench $w run $r failed: see $RD/wbench-$w-$r.json and .log" >&2
+        FAILED=1
+      fi
+    done
+  done
+fi
 
 # 4b. Checkpoint overhead: W1 without / with `checkpoint: { interval }`, as
 # alternating pairs; each variant writes its own table (verified below).

@@ -10,7 +10,7 @@ public struct WeirCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "weir",
         abstract: "Weir: a stream-processing runtime for Kafka → MySQL jobs.",
-        subcommands: [RunCommand.self, ValidateCommand.self, ExportCommand.self, ProduceCommand.self, DrillCommand.self,
+        subcommands: [RunCommand.self, ValidateCommand.self, BenchCommand.self, ExportCommand.self, ProduceCommand.self, DrillCommand.self,
                       SnapshotCommand.self, JobCommand.self, ServerCommand.self])
 
     public init() {}

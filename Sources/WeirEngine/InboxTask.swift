@@ -76,8 +76,12 @@ final class InboxTask: @unchecked Sendable {
         for case .commit(let e) in committer.checkpointCompleted(done) {
             try tx.commit(epoch: e)
             committer.committed(epoch: e)
+            sink?.latency?.committed(epoch: e, now: DispatchTime.now().uptimeNanoseconds)
         }
     }
+
+    /// A plain sink committed what it wrote: those rows' latency is known.
+    private func noteFlushed() { sink?.latency?.committed(now: DispatchTime.now().uptimeNanoseconds) }
 
     /// Handles one element that arrived on input `i` (the thread loop and the simulator call it).
     func handle(_ i: Int, _ e: StreamElement) throws {
@@ -94,6 +98,7 @@ final class InboxTask: @unchecked Sendable {
         switch e {
         case .batch(let b):
             try apply(watermarks.records(input: i))
+            output.arrival?.nanos = b.arrivalNanos
             try op.process(b, output)
         case .watermark(let w):
             try apply(watermarks.watermark(w, input: i))
@@ -111,6 +116,7 @@ final class InboxTask: @unchecked Sendable {
             if endedCount == inputs {
                 if case .end = e {
                     try op.finish(output)
+                    if txWriter == nil { noteFlushed() }
                     try output.emitEnd()
                 } else {
                     try output.emitControl(.stop)
@@ -135,11 +141,13 @@ final class InboxTask: @unchecked Sendable {
         if let sink {
             if let tx = txWriter {
                 let xid = try tx.prepare()
+                sink.latency?.prepared(epoch: committer.openEpoch)
                 ack.sinkTransaction = xid
                 committer.barrierAligned(b.id, hasTransaction: xid != nil)
                 try tx.begin(epoch: committer.openEpoch)
             } else {
                 try sink.writer.flush()
+                noteFlushed()
             }
         }
         coordinator.ack(b, ack)
@@ -169,6 +177,7 @@ final class InboxTask: @unchecked Sendable {
             if transactional { try commitCompleted() }
             else if let sink, Date().timeIntervalSince(lastFlush) >= interval {
                 try sink.writer.flush()
+                noteFlushed()
                 lastFlush = Date()
             }
         }

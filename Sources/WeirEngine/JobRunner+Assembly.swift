@@ -224,11 +224,18 @@ extension JobRunner {
             return NodeCounters(id: n.id, inputs: n.inputs.map { plan.nodes[$0].id }, subtasks: p,
                                 backpressure: { chans.reduce(0) { $0 &+ $1.backpressureNanos } })
         }
+        // One arrival stamp per subtask thread: chained nodes share their input's.
+        var stamps: [[ArrivalStamp]] = plan.nodes.map { _ in (0..<p).map { _ in ArrivalStamp() } }
+        for i in plan.nodes.indices where chained(i) { stamps[i] = stamps[plan.nodes[i].inputs[0]] }
         for i in plan.nodes.indices {
             for (j, out) in outs[i].enumerated() {
                 out.counter = counters[i].recordsOut
                 out.watermarkGauge = counters[i].watermark
                 out.subtask = j
+                out.arrival = stamps[i][j]
+                if let recorder = options.sinkLatency, let sink = ops[i][j] as? SinkOperator {
+                    sink.latency = SinkLatencyTracker(recorder: recorder)
+                }
             }
         }
         metrics.register(nodes: counters)

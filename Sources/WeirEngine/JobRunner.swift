@@ -28,6 +28,9 @@ public struct RunOptions: Sendable {
     public var onEvent: @Sendable (RunEvent) -> Void = { _ in }
     /// The published version being run (recorded with dead-letter rows).
     public var jobVersion: Int?
+    /// Measures each committed row's latency, from its arrival at the source
+    /// to the commit of the sink transaction holding it (`weir bench`).
+    public var sinkLatency: SinkLatencyRecorder?
     #if WEIR_BUG_SWITCHES
     /// Deliberate protocol bugs (the simulator's tests switch them on).
     public var injectedBugs: InjectedBugs = []
@@ -226,6 +229,7 @@ public final class JobRunner: Sendable {
             let thread = Thread { [self] in
                 nameCurrentThread(t.name)
                 do { try t.body() } catch { fail(error) }
+                metrics.noteThreadCPU(t.name, nanos: threadCPUNanos())
                 group.leave()
             }
             thread.stackSize = 4 << 20
@@ -251,6 +255,13 @@ public final class JobRunner: Sendable {
         if let sid = coord.completedStop { return .stopped(snapshotID: sid) }
         return .finished
     }
+}
+
+/// CPU time the calling thread has used so far.
+func threadCPUNanos() -> UInt64 {
+    var ts = timespec()
+    guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 else { return 0 }
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
 /// Names the calling thread (visible in `top -H`, `perf`, /proc) on Linux.

@@ -114,6 +114,7 @@ struct SourceLoop {
         // A short wait while records flow keeps barriers prompt; after a few empty
         // polls the wait grows, so an idle job sleeps instead of polling 100 times a second.
         let (got, bad) = try decoding.poll(reader, maxMessages: options.pollBatchSize, timeoutMillis: emptyPolls < 20 ? 10 : 100)
+        if got > 0 { output.arrival?.nanos = clock() }
         if got > 0 { task.metrics.recordsIn.add(got); task.counters.recordsIn.add(got) }
         if bad > 0 { task.metrics.decodeErrors.add(bad) }
         if decoding.pipeline != nil { output.count(got - bad) }  // the chained nodes count their own rows

@@ -59,6 +59,14 @@ public final class JobMetrics: Sendable {
 
     public init() {}
 
+    private let threadCPU = Mutex<[String: UInt64]>([:])
+
+    /// A subtask thread (named `NODE#SUBTASK`) ended having used this much CPU.
+    package func noteThreadCPU(_ name: String, nanos: UInt64) { threadCPU.withLock { $0[name, default: 0] &+= nanos } }
+
+    /// CPU time of every subtask thread that ended, by thread name (`NODE#SUBTASK`).
+    public var threadCPUNanos: [String: UInt64] { threadCPU.withLock { $0 } }
+
     private let nodeCounters = Mutex<[NodeCounters]>([])
 
     /// Called once by the runner, before any subtask starts.

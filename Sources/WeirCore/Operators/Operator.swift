@@ -29,6 +29,9 @@ public final class Output {
     /// Where the node's watermark is shown, and which subtask this output belongs to.
     package var watermarkGauge: WatermarkGauge?
     package var subtask = 0
+    /// Arrival of the batch this subtask's thread is working on, stamped on
+    /// batches that leave the thread (nil: not tracked, as in unit tests).
+    package var arrival: ArrivalStamp?
 
     public init() {}
 
@@ -39,6 +42,8 @@ public final class Output {
     public func emit(_ batch: RecordBatch) throws {
         if batch.isEmpty { return }
         counter?.add(batch.count)
+        var batch = batch
+        if let arrival { batch.arrivalNanos = arrival.nanos }
         for t in targets {
             switch t {
             case .chained(let op, let out): try op.process(batch, out)
@@ -143,7 +148,8 @@ public final class KeyedExchange {
             }
         }
         for i in 0..<n where !parts[i].isEmpty {
-            let part = parts[i]
+            var part = parts[i]
+            part.arrivalNanos = batch.arrivalNanos
             parts[i] = RecordBatch(arity: arity, capacity: part.count)
             if !channels[i].send(input, .batch(part)) { throw CancellationError() }
         }

@@ -58,10 +58,13 @@ package final class UnionOperator: StreamOperator {
 package final class SinkOperator: StreamOperator {
     package let writer: any SinkWriter
     package let metrics: JobMetrics
+    /// Rows written and not yet committed, by arrival (only when latency is measured).
+    package var latency: SinkLatencyTracker?
     package init(writer: any SinkWriter, metrics: JobMetrics) { self.writer = writer; self.metrics = metrics }
 
     package func process(_ batch: RecordBatch, _ out: Output) throws {
         try writer.write(batch)
+        latency?.wrote(rows: batch.count, arrival: batch.arrivalNanos)
         metrics.recordsOut.add(batch.count)
         out.count(batch.count)
     }

@@ -10,6 +10,9 @@ public struct RecordBatch: Sendable {
     public let arity: Int
     public var values: [Value]
     public var timestamps: [Int64]
+    /// When the records arrived at their source (monotonic ns; 0: unknown),
+    /// stamped as the batch leaves a subtask's thread (see `ArrivalStamp`).
+    public var arrivalNanos: UInt64 = 0
 
     public init(arity: Int, capacity: Int = 0) {
         self.arity = arity
