@@ -5,7 +5,7 @@
 #   benchmarks/run.sh [--events N] [--parallelism P] [--only LIST] [--repeat K]
 #                     [--ceiling-consumers C] [--ckpt-intervals LIST] [--state-events N]
 #                     [--state-users U] [--state-parallelism P] [--state-extra E]
-#                     [--no-threads] [--skip-build] [--no-quiet] [--keep-state] [--update-results]
+#                     [--state-sink mysql|blackhole] [--state-under-load F] [--no-threads] [--skip-build] [--no-quiet] [--keep-state] [--update-results]
 #
 #   --events N             events in topic `events` for W1, W2 and ckpt (default 2000000)
 #   --parallelism P        Weir's parallelism for W1, W2 and ckpt (default 2)
@@ -22,6 +22,10 @@
 #   --state-users U        distinct user_id values they are drawn from (default 1300000: ~1.02 M keys)
 #   --state-parallelism P  parallelism of the state job (default 1, see README.md)
 #   --state-extra E        events produced after the stop, read by each restore (default 10000)
+#   --state-sink S         mysql (default): the state job upserts into InnoDB and the whole table is checked;
+#                          blackhole: into a BLACKHOLE table (for 10 M keys: loading is not bounded by
+#                          InnoDB), restored runs into InnoDB, checked against the generator
+#   --state-under-load F   one savepoint once this fraction of the state input is in (default 0.6; 0: none)
 #   --no-threads           don't sample per-thread CPU from /proc during the runs
 #   --skip-build           use the release binary already built (while the tree does not compile)
 #   --no-quiet             don't wait for an idle machine, don't retry runs disturbed by other processes
@@ -49,6 +53,8 @@ CEIL_CONSUMERS=1
 CKPT_INTERVALS="1s,200ms"
 STATE_EVENTS=2000000
 STATE_USERS=1300000
+STATE_SINK=mysql
+STATE_UNDER_LOAD=0.6
 STATE_PAR=1
 STATE_EXTRA=10000
 KEEP_STATE=0
@@ -58,7 +64,7 @@ BUILD=1
 QUIET=1
 UPDATE=0
 ARGS="$*"
-usage() { sed -n '4,28p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '4,32p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --events) EVENTS="${2:?}"; shift 2 ;;
@@ -71,6 +77,8 @@ while [ $# -gt 0 ]; do
     --state-users) STATE_USERS="${2:?}"; shift 2 ;;
     --state-parallelism) STATE_PAR="${2:?}"; shift 2 ;;
     --state-extra) STATE_EXTRA="${2:?}"; shift 2 ;;
+    --state-sink) STATE_SINK="${2:?}"; shift 2 ;;
+    --state-under-load) STATE_UNDER_LOAD="${2:?}"; shift 2 ;;
     --keep-state) KEEP_STATE=1; shift ;;
     --no-threads) THREADS=0; shift ;;
     --skip-build) BUILD=0; shift ;;
@@ -208,7 +216,8 @@ cat > "$RD/meta.json" <<EOF
 {"timestamp": "$TS", "events": $EVENTS, "parallelism": $PAR, "topic": "$TOPIC", "partitions": $PARTITIONS,
  "seed": $SEED, "ceilingConsumers": $CEIL_CONSUMERS, "repeat": $REPEAT, "quiet": $QUIET, "workloads": "$WORKLOADS",
  "parts": "$(echo $PARTS)", "ckptIntervals": [${ivjson%, }],
- "state": {"events": $STATE_EVENTS, "users": $STATE_USERS, "parallelism": $STATE_PAR, "extra": $STATE_EXTRA},
+ "state": {"events": $STATE_EVENTS, "users": $STATE_USERS, "parallelism": $STATE_PAR, "extra": $STATE_EXTRA,
+           "sink": "$STATE_SINK", "underLoad": $STATE_UNDER_LOAD},
  "command": "benchmarks/run.sh${ARGS:+ $ARGS}", "built": $BUILD,
  "weirBinary": "$(stat -c %y "$WEIR" | cut -d. -f1)", "gitHead": "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)",
  "gitDirty": "$(git -C "$ROOT" status --porcelain -- Sources connectors Package.swift 2>/dev/null | wc -l | tr -d ' ') changed files under Sources/, connectors/"}
@@ -382,7 +391,7 @@ if has state; then
   "$PY" "$BENCH/bench.py" state --weir "$WEIR" --spec "$RD/state.yaml" --dir "$RD" --bootstrap "$BOOT" \
     --topic state-events --mysql-port "$MYSQL_PORT" --database "$DB" --table state_user_totals --run-dir "$RUN" \
     --events "$STATE_EVENTS" --users "$STATE_USERS" --extra "$STATE_EXTRA" --repeat "$REPEAT" \
-    --parallelism "$STATE_PAR" "${SARGS[@]}" || FAILED=1
+    --parallelism "$STATE_PAR" --sink "$STATE_SINK" --under-load "$STATE_UNDER_LOAD" "${SARGS[@]}" || FAILED=1
 fi
 # The W1/W2/ckpt runs' snapshot directories (the state job's own are removed by bench.py).
 [ "$KEEP_STATE" = 1 ] || rm -rf "${RD:?}/state"

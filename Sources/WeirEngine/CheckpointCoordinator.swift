@@ -3,12 +3,25 @@ import WeirCore
 import Logging
 import Synchronization
 
+/// Runs `body` for 0..<count on every core (the encoding of a snapshot's
+/// key groups, the decoding of a restore's).
+func concurrentFor(_ count: Int, _ body: (Int) -> Void) {
+    if count <= 1 { for i in 0..<count { body(i) }; return }
+    withoutActuallyEscaping(body) { body in
+        // Each call touches its own key groups; the caller waits for all of them.
+        let unchecked = UncheckedSendableBody(body: body)
+        DispatchQueue.concurrentPerform(iterations: count) { unchecked.body($0) }
+    }
+}
+
+private struct UncheckedSendableBody: @unchecked Sendable { let body: (Int) -> Void }
+
 /// What one task reports when a barrier has passed through it.
 struct TaskAck: Sendable {
     var node: String
     var subtask: Int
     var offsets: [String: Int64] = [:]
-    var state: (@Sendable () -> [UInt8])?
+    var state: (@Sendable (ParallelFor) -> [UInt8])?
     var keyGroups: ClosedRange<Int>?
     var sinkTransaction: String?
 
@@ -261,7 +274,7 @@ extension CompletedCheckpoint {
         var txs: [String: [Int: String]] = [:]
         for (_, a) in acks.sorted(by: { $0.key < $1.key }) {
             if !a.offsets.isEmpty { offsets[a.node, default: [:]].merge(a.offsets) { $1 } }
-            if let s = a.state { blobs.append(StateBlob(node: a.node, subtask: a.subtask, bytes: s(), keyGroups: a.keyGroups)) }
+            if let s = a.state { blobs.append(StateBlob(node: a.node, subtask: a.subtask, bytes: s(concurrentFor), keyGroups: a.keyGroups)) }
             if let x = a.sinkTransaction { txs[a.node, default: [:]][a.subtask] = x }
         }
         self.init(id: b.id, kind: b.kind, job: job, run: run, nodes: nodes, parallelism: parallelism,

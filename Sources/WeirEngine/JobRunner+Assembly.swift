@@ -54,14 +54,15 @@ extension JobRunner {
     }
 
     /// The operator of an aggregate node (nil for other nodes).
-    static func aggregateOperator(_ n: PlannedNode, metrics: JobMetrics, rejections: Rejections?) -> (any StatefulOperator)? {
+    static func aggregateOperator(_ n: PlannedNode, maxParallelism: Int, metrics: JobMetrics, rejections: Rejections?) -> (any StatefulOperator)? {
         guard case .aggregate(let keys, let window, let aggs) = n.kind else { return nil }
         if let window {
-            let w = WindowAggregateOperator(keyFields: keys, window: window, aggregates: aggs, outArity: n.schema.count, metrics: metrics)
+            let w = WindowAggregateOperator(keyFields: keys, window: window, aggregates: aggs, outArity: n.schema.count, metrics: metrics,
+                                            maxParallelism: maxParallelism)
             w.overflow.rejections = rejections; w.overflow.schema = n.schema
             return w
         }
-        let c = ContinuousAggregateOperator(keyFields: keys, aggregates: aggs, outArity: n.schema.count)
+        let c = ContinuousAggregateOperator(keyFields: keys, aggregates: aggs, outArity: n.schema.count, maxParallelism: maxParallelism)
         c.overflow.rejections = rejections; c.overflow.schema = n.schema
         return c
     }
@@ -162,10 +163,10 @@ extension JobRunner {
                 case .select(let cs): ops[i][j] = SelectOperator(cs)
                 case .union: ops[i][j] = UnionOperator()
                 case .aggregate:
-                    let op = JobRunner.aggregateOperator(n, metrics: metrics, rejections: rejections[i])!
+                    let op = JobRunner.aggregateOperator(n, maxParallelism: plan.maxParallelism, metrics: metrics, rejections: rejections[i])!
                     if let files = restore?.state[n.id] {
                         let range = KeyGroups.range(subtask: j, parallelism: p, maxParallelism: plan.maxParallelism)
-                        do { try op.restoreState(files, keyGroups: range) } catch {
+                        do { try op.restoreState(files, keyGroups: range, parallel: concurrentFor) } catch {
                             throw WeirError(.snapshotCorrupt, subject: "state of node '\(n.id)' in snapshot \(restore!.snapshotID)",
                                             "cannot be read: \(error)", suggestion: "restore from an earlier snapshot")
                         }

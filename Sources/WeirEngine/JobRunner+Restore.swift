@@ -50,7 +50,7 @@ extension JobRunner {
         var nanos: UInt64 = 0
         for n in plan.nodes {
             let files = blobs.filter { $0.node == n.id }.map(\.bytes)
-            guard !files.isEmpty, let op = JobRunner.aggregateOperator(n, metrics: metrics, rejections: nil) else { continue }
+            guard !files.isEmpty, let op = JobRunner.aggregateOperator(n, maxParallelism: plan.maxParallelism, metrics: metrics, rejections: nil) else { continue }
             var groups = 0...max(0, m / 8 - 1)
             var sampled = files.reduce(0) { $0 + KeyedStateFile.sectionBytes($1, keyGroups: groups) }
             if sampled < 64 << 10 {
@@ -58,7 +58,7 @@ extension JobRunner {
                 sampled = files.reduce(0) { $0 + $1.count }
             }
             let start = DispatchTime.now().uptimeNanoseconds
-            guard (try? op.restoreState(files, keyGroups: groups)) != nil else { continue }
+            guard (try? op.restoreState(files, keyGroups: groups, parallel: concurrentFor)) != nil else { continue }
             nanos &+= DispatchTime.now().uptimeNanoseconds - start
             bytes += sampled
         }

@@ -104,12 +104,12 @@ extension RestoreVerification {
         var out: [NodeState] = []
         let metrics = JobMetrics()
         for n in plan.nodes {
-            guard let files = restore.state[n.id], let op = JobRunner.aggregateOperator(n, metrics: metrics, rejections: nil) else { continue }
+            guard let files = restore.state[n.id], let op = JobRunner.aggregateOperator(n, maxParallelism: plan.maxParallelism, metrics: metrics, rejections: nil) else { continue }
             let bytes = Int64(files.reduce(0) { $0 + $1.count })
             let start = DispatchTime.now().uptimeNanoseconds
             var error: String?
             let groups = max(1, restore.maxParallelism ?? plan.maxParallelism)
-            do { try op.restoreState(files, keyGroups: 0...(groups - 1)) } catch let e { error = "\(e)" }
+            do { try op.restoreState(files, keyGroups: 0...(groups - 1), parallel: concurrentFor) } catch let e { error = "\(e)" }
             let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             out.append(NodeState(node: n.id, files: files.count, bytes: bytes, decodeMillis: ms, error: error))
         }

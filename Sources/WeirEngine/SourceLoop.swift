@@ -90,7 +90,7 @@ struct SourceLoop {
             let maxTimestamp = decoding.watermarks.maxTimestamp
             for k in names.indices where maxTimestamp[k] != .min { wms[names[k]] = maxTimestamp[k] }
             let blob = SourceTask.encodeWatermarks(wms)
-            coordination.ack(b, TaskAck(node: task.node.id, subtask: task.subtask, offsets: offsets, state: { blob }))
+            coordination.ack(b, TaskAck(node: task.node.id, subtask: task.subtask, offsets: offsets, state: { _ in blob }))
             if b.kind == .stop || b.kind == .drain {
                 awaiting = b
                 return .awaiting(b.id)

@@ -50,6 +50,26 @@ public struct StateWriter {
         }
     }
 
+    /// Bytes `value(_:)` writes for `v`.
+    public static func size(of v: Value) -> Int {
+        switch v {
+        case .null, .bool: return 1
+        case .int, .double: return 9
+        case .string(let s): return 5 + s.utf8.count
+        }
+    }
+
+    /// Bytes `accumulator(_:)` writes for `a`.
+    public static func size(of a: Accumulator) -> Int {
+        switch a {
+        case .count, .sumInt, .sumDouble: return 9
+        case .minMax(let v): return 1 + size(of: v)
+        case .avg: return 17
+        case .distinct(let set): return set.reduce(5) { $0 + size(of: $1) }
+        case .overflowed: return 1
+        }
+    }
+
     /// Reserves a 4-byte length slot; `patchLength` fills it in later.
     public mutating func lengthSlot() -> Int { let at = bytes.count; u32(0); return at }
     public mutating func patchLength(_ at: Int) {
@@ -81,17 +101,17 @@ public struct StateReader {
     @inline(__always) public mutating func u8() throws -> UInt8 { try need(1); at += 1; return bytes[at - 1] }
     @inline(__always) public mutating func i64() throws -> Int64 {
         try need(8)
-        var v: UInt64 = 0
-        for i in (0..<8).reversed() { v = v << 8 | UInt64(bytes[at + i]) }
-        at += 8
-        return Int64(bitPattern: v)
+        let at = self.at
+        let v = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt64.self) }
+        self.at += 8
+        return Int64(bitPattern: UInt64(littleEndian: v))
     }
     @inline(__always) public mutating func u32() throws -> UInt32 {
         try need(4)
-        var v: UInt32 = 0
-        for i in (0..<4).reversed() { v = v << 8 | UInt32(bytes[at + i]) }
-        at += 4
-        return v
+        let at = self.at
+        let v = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt32.self) }
+        self.at += 4
+        return UInt32(littleEndian: v)
     }
     public mutating func f64() throws -> Double { Double(bitPattern: UInt64(bitPattern: try i64())) }
     public mutating func string() throws -> String {
@@ -205,6 +225,68 @@ public enum KeyedStateFile {
                 for _ in 0..<n { try entry(&er) }
             }
             try r.skip(len)
+        }
+    }
+}
+
+/// Runs `body(0..<count)`, possibly on several threads at once (the engine
+/// passes `DispatchQueue.concurrentPerform`; the core itself starts no thread).
+package typealias ParallelFor = (_ count: Int, _ body: (Int) -> Void) -> Void
+
+package func sequentialFor(_ count: Int, _ body: (Int) -> Void) { for i in 0..<count { body(i) } }
+
+extension KeyedStateFile {
+    /// One key group's section of a state file: `body` spans its entry count and entries.
+    package struct Section: Sendable { package var keyGroup: Int; package var body: Range<Int> }
+
+    /// Checks a state file's magic, hands its header to `header`, and lists its sections.
+    package static func sections(_ bytes: [UInt8], header: (inout StateReader) throws -> Void) throws -> [Section] {
+        var r = StateReader(bytes)
+        guard try r.u32() == magic else { throw StateReader.Corrupt(description: "not a Weir state file") }
+        let hlen = Int(try r.u32())
+        try r.need(hlen)
+        var hr = StateReader(bytes, from: r.at, to: r.at + hlen)
+        try header(&hr)
+        try r.skip(hlen)
+        let n = Int(try r.u32())
+        var out: [Section] = []
+        out.reserveCapacity(min(n, 1 << 16))
+        for _ in 0..<n {
+            let kg = Int(try r.u32())
+            let len = Int(try r.u32())
+            try r.need(len)
+            out.append(Section(keyGroup: kg, body: r.at..<(r.at + len)))
+            try r.skip(len)
+        }
+        return out
+    }
+
+    /// Writes a state file whose sections are sized first and then filled in
+    /// place, several at a time: `sizes[i]` is the byte length of section
+    /// `i`'s entries (`keyGroups[i]`, `entries[i]` of them), and `fill(i, p)`
+    /// writes exactly those bytes at `p`. The same bytes as `write(header:buckets:encode:)`.
+    package static func write(header: [UInt8], keyGroups: [Int], entries: [Int], sizes: [Int],
+                              parallel: ParallelFor, fill: (Int, UnsafeMutableRawPointer) -> Void) -> [UInt8] {
+        var offsets: [Int] = []
+        offsets.reserveCapacity(keyGroups.count)
+        var total = 12 + header.count
+        for s in sizes { offsets.append(total); total += 12 + s }
+        return [UInt8](unsafeUninitializedCapacity: total) { buf, initialized in
+            let base = UnsafeMutableRawPointer(buf.baseAddress!)
+            base.storeBytes(of: magic.littleEndian, as: UInt32.self)
+            (base + 4).storeBytes(of: UInt32(header.count).littleEndian, as: UInt32.self)
+            _ = RawOut.bytes(header, base + 8)
+            (base + 8 + header.count).storeBytes(of: UInt32(keyGroups.count).littleEndian, as: UInt32.self)
+            withoutActuallyEscaping(fill) { fill in
+                parallel(keyGroups.count) { i in
+                    let p = base + offsets[i]
+                    p.storeBytes(of: UInt32(keyGroups[i]).littleEndian, as: UInt32.self)
+                    (p + 4).storeBytes(of: UInt32(4 + sizes[i]).littleEndian, as: UInt32.self)
+                    (p + 8).storeBytes(of: UInt32(entries[i]).littleEndian, as: UInt32.self)
+                    fill(i, p + 12)
+                }
+            }
+            initialized = total
         }
     }
 }

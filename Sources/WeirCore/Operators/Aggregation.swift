@@ -69,21 +69,29 @@ package struct OverflowRejects {
 /// `keyBy` + `aggregate` without a window: a continuously updated result per
 /// key. After each input batch it emits the new result of every key the
 /// batch touched (one row per key), which an upsert sink turns into the
-/// latest value.
+/// latest value. Keys and accumulators live in a `KeyTable` per key group.
 package final class ContinuousAggregateOperator: StreamOperator {
     package let keyFields: [Int]
     package let folder: AggregateFolder
+    package let slots: SlotFolder
     package let outArity: Int
-    package var state: [GroupKey: [Accumulator]] = [:]
-    private var touched: [GroupKey] = []
-    private var touchedSet: Set<GroupKey> = []
+    package var state: KeyedTables
+    /// Entries the current batch touched, as key group << 32 | entry, and a bit per entry to find them once.
+    private var touched: [UInt64] = []
+    private var touchedBits: [[UInt64]]
     package var overflow = OverflowRejects()
 
-    package init(keyFields: [Int], aggregates: [AggregateSpec], outArity: Int) {
+    package init(keyFields: [Int], aggregates: [AggregateSpec], outArity: Int, maxParallelism: Int = 128) {
         self.keyFields = keyFields
         self.folder = AggregateFolder(aggregates)
+        self.slots = SlotFolder(aggregates)
         self.outArity = outArity
+        self.state = KeyedTables(maxParallelism: maxParallelism)
+        self.touchedBits = Array(repeating: [], count: maxParallelism)
     }
+
+    /// Keys held (every key group).
+    package var keyCount: Int { state.count }
 
     package func process(_ batch: RecordBatch, _ out: Output) throws {
         let arity = batch.arity
@@ -91,22 +99,34 @@ package final class ContinuousAggregateOperator: StreamOperator {
         batch.values.withUnsafeBufferPointer { vals in
             for r in 0..<batch.count {
                 let row = vals.baseAddress! + r * arity
-                let key = GroupKey.of(row, keyFields)
-                folder.fold(&state[key, default: folder.initial], row)
-                if touchedSet.insert(key).inserted { touched.append(key) }
+                let (kg, e) = state.fold(row, keyFields, slots)
+                let word = e >> 6, bit = UInt64(1) << UInt64(e & 63)
+                if touchedBits[kg].count <= word {
+                    touchedBits[kg].append(contentsOf: repeatElement(0, count: max(word + 1, touchedBits[kg].count * 2) - touchedBits[kg].count))
+                }
+                if touchedBits[kg][word] & bit == 0 {
+                    touchedBits[kg][word] |= bit
+                    touched.append(UInt64(kg) << 32 | UInt64(e))
+                }
                 maxTs = max(maxTs, batch.timestamps[r])
             }
         }
+        let layout = slots.layout, keyArity = keyFields.count
         var res = RecordBatch(arity: outArity, capacity: touched.count)
-        for key in touched {
-            let accs = state[key]!
-            if OverflowRejects.overflowed(accs) { overflow.add(key.values + accs.map(\.result)); continue }
-            res.values.append(contentsOf: key.values)
-            for acc in accs { res.values.append(acc.result) }
+        for t in touched {
+            let kg = Int(t >> 32), e = Int(t & 0xFFFF_FFFF)
+            touchedBits[kg][e >> 6] = 0
+            let table = state.tables[kg]
+            if table.isOverflowed(e, layout) {
+                overflow.add((0..<keyArity).map { table.keyValue(e, $0, keyArity: keyArity) }
+                             + (0..<layout.count).map { table.accumulator(e, $0, layout).result })
+                continue
+            }
+            for f in 0..<keyArity { res.values.append(table.keyValue(e, f, keyArity: keyArity)) }
+            for i in 0..<layout.count { res.values.append(table.accumulator(e, i, layout).result) }
             res.timestamps.append(maxTs)
         }
         touched.removeAll(keepingCapacity: true)
-        touchedSet.removeAll(keepingCapacity: true)
         try out.emit(res)
         try overflow.flush(out)
     }
@@ -121,22 +141,24 @@ package final class WindowAggregateOperator: StreamOperator {
     package let keyFields: [Int]
     package let window: WindowSpec
     package let folder: AggregateFolder
+    package let slots: SlotFolder
     package let outArity: Int
     package let metrics: JobMetrics
+    package let maxParallelism: Int
     package var currentWatermark = Int64.min
     package var overflow = OverflowRejects()
 
-    /// Tumbling and sliding: window start → key → accumulators.
-    package var panes: [Int64: [GroupKey: [Accumulator]]] = [:]
+    /// Tumbling and sliding: window start → its keys and accumulators, a `KeyTable` per key group.
+    package var panes: [Int64: KeyedTables] = [:]
     /// The pane most records currently go to (tumbling windows), outside `panes`.
     private var hotStart = Int64.min
-    private var hotPane: [GroupKey: [Accumulator]] = [:]
+    private var hotPane: KeyedTables
 
     /// Puts the hot pane back into `panes` (before firing or snapshotting).
     package func parkHotPane() {
-        if hotStart != Int64.min && !hotPane.isEmpty { panes[hotStart] = hotPane }
+        if hotStart != Int64.min && !hotPane.tables.isEmpty { panes[hotStart] = hotPane }
         hotStart = Int64.min
-        hotPane = [:]
+        hotPane = KeyedTables(maxParallelism: maxParallelism)
     }
 
     /// Session windows per key, kept sorted by start.
@@ -147,12 +169,16 @@ package final class WindowAggregateOperator: StreamOperator {
 
     package func noteSessionEnd(_ end: Int64) { earliestSessionEnd = min(earliestSessionEnd, end) }
 
-    package init(keyFields: [Int], window: WindowSpec, aggregates: [AggregateSpec], outArity: Int, metrics: JobMetrics) {
+    package init(keyFields: [Int], window: WindowSpec, aggregates: [AggregateSpec], outArity: Int, metrics: JobMetrics,
+                 maxParallelism: Int = 128) {
         self.keyFields = keyFields
         self.window = window
         self.folder = AggregateFolder(aggregates)
+        self.slots = SlotFolder(aggregates)
         self.outArity = outArity
         self.metrics = metrics
+        self.maxParallelism = maxParallelism
+        self.hotPane = KeyedTables(maxParallelism: maxParallelism)
     }
 
     @inline(__always) package static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
@@ -176,16 +202,15 @@ package final class WindowAggregateOperator: StreamOperator {
                     if start != hotStart {
                         parkHotPane()
                         hotStart = start
-                        hotPane = panes.removeValue(forKey: start) ?? [:]
+                        hotPane = panes.removeValue(forKey: start) ?? KeyedTables(maxParallelism: maxParallelism)
                     }
-                    folder.fold(&hotPane[GroupKey.of(row, keyFields), default: folder.initial], row)
+                    _ = hotPane.fold(row, keyFields, slots)
                 case .sliding(let size, let slide):
-                    let key = GroupKey.of(row, keyFields)
                     var start = Self.floorDiv(ts, slide) * slide
                     var added = false
                     while start > ts - size {
                         if start + size - 1 > currentWatermark {
-                            folder.fold(&panes[start, default: [:]][key, default: folder.initial], row)
+                            _ = panes[start, default: KeyedTables(maxParallelism: maxParallelism)].fold(row, keyFields, slots)
                             added = true
                         }
                         start -= slide
@@ -240,10 +265,24 @@ package final class WindowAggregateOperator: StreamOperator {
         switch window {
         case .tumbling(let size), .sliding(let size, _):
             let due = panes.keys.filter { $0 + size - 1 <= wm || wm == Int64.max }.sorted()
+            let layout = slots.layout, keyArity = keyFields.count
             for start in due {
-                guard let keys = panes.removeValue(forKey: start) else { continue }
-                res.values.reserveCapacity(res.values.count + keys.count * outArity)
-                for (key, accs) in keys { append(&res, key, start, start + size, accs) }
+                guard let pane = panes.removeValue(forKey: start) else { continue }
+                res.values.reserveCapacity(res.values.count + pane.count * outArity)
+                for t in pane.tables {
+                    for e in 0..<t.count {
+                        if t.isOverflowed(e, layout) {
+                            overflow.add((0..<keyArity).map { t.keyValue(e, $0, keyArity: keyArity) } + [.int(start), .int(start + size)]
+                                         + (0..<layout.count).map { t.accumulator(e, $0, layout).result })
+                            continue
+                        }
+                        for f in 0..<keyArity { res.values.append(t.keyValue(e, f, keyArity: keyArity)) }
+                        res.values.append(.int(start))
+                        res.values.append(.int(start + size))
+                        for i in 0..<layout.count { res.values.append(t.accumulator(e, i, layout).result) }
+                        res.timestamps.append(start + size - 1)
+                    }
+                }
             }
         case .session:
             guard earliestSessionEnd - 1 <= wm || wm == Int64.max else { return }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Key-group assignment, as in Flink: a key hashes to one of `maxParallelism`
 /// key groups, and each subtask owns a contiguous range of key groups. Keyed
 /// state is stored per key group so it can be redistributed when the
@@ -12,10 +14,37 @@ public enum KeyGroups {
         case .double(let d):
             if let i = Int64(exactly: d) { return mix(UInt64(bitPattern: i)) }  // 3.0 and 3 group together
             return mix(d.bitPattern)
-        case .string(let s):
-            var h: UInt64 = 0xCBF2_9CE4_8422_2325
-            for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-            return mix(h)
+        case .string(let s): return hash(string: s)
+        }
+    }
+
+    /// FNV-1a of the UTF-8 bytes, of the NFC form when the text may not be
+    /// in NFC: strings that compare equal (canonical equivalence) hash alike,
+    /// so they share a key group and a state entry. Text whose scalars are
+    /// all below U+0300 (ASCII, Latin-1, most Latin letters) is always NFC
+    /// and is hashed as it is, in one pass.
+    public static func hash(string s: String) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        var top: UInt8 = 0
+        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3; top = max(top, b) }
+        if top >= 0xCC {  // a scalar from U+0300 on: maybe combining, maybe not NFC
+            let nfc = s.precomposedStringWithCanonicalMapping
+            h = 0xCBF2_9CE4_8422_2325
+            for b in nfc.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        }
+        return mix(h)
+    }
+
+    /// The stable hash of the key made of `fields` of `row`: the same as
+    /// `GroupKey.of(row, fields).stableHash`, without building the key.
+    @inline(__always) public static func keyHash(_ row: UnsafePointer<Value>, _ fields: [Int]) -> UInt64 {
+        switch fields.count {
+        case 1: return hash(row[fields[0]])
+        case 2: return mix(hash(row[fields[0]]) &* 31 &+ hash(row[fields[1]]))
+        default:
+            var h: UInt64 = 17
+            for f in fields { h = mix(h &* 31 &+ hash(row[f])) }
+            return h
         }
     }
 

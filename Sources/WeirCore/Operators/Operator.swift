@@ -139,9 +139,7 @@ public final class KeyedExchange {
         batch.values.withUnsafeBufferPointer { vals in
             for r in 0..<batch.count {
                 let row = vals.baseAddress! + r * arity
-                let h: UInt64
-                if keyFields.count == 1 { h = KeyGroups.hash(row[keyFields[0]]) }
-                else { h = GroupKey.of(row, keyFields).stableHash }
+                let h = KeyGroups.keyHash(row, keyFields)
                 let kg = KeyGroups.keyGroup(hash: h, maxParallelism: maxParallelism)
                 let target = KeyGroups.subtask(keyGroup: kg, parallelism: n, maxParallelism: maxParallelism)
                 parts[target].append(rowOf: batch, r)
