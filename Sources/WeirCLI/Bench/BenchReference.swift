@@ -130,12 +130,12 @@ struct BenchReference {
         switch window {
         case .tumbling(let size):
             for r in rows {
-                let start = floorDiv(r.ts, size) * size
+                let start = WindowAggregateOperator.floorDiv(r.ts, size) * size
                 add(WindowKey(key: keyFields.map { r.values[$0] }, start: start, end: start + size), r.values)
             }
         case .sliding(let size, let slide):
             for r in rows {
-                var start = floorDiv(r.ts, slide) * slide
+                var start = WindowAggregateOperator.floorDiv(r.ts, slide) * slide
                 while start > r.ts - size {
                     add(WindowKey(key: keyFields.map { r.values[$0] }, start: start, end: start + size), r.values)
                     start -= slide
@@ -169,11 +169,6 @@ struct BenchReference {
         return s
     }
 
-    private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-        let q = a / b
-        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
-    }
-
     /// One aggregate over a group, as SQL defines it: nulls ignored; avg of nothing is null.
     private static func fold(_ a: AggregateSpec, _ group: [[Value]]) throws(Failure) -> Value {
         let args: [Value] = a.argument.map { arg in group.map { r in r.withUnsafeBufferPointer { arg.eval($0.baseAddress!) } }.filter { !$0.isNull } }
@@ -199,21 +194,10 @@ struct BenchReference {
         case .min, .max:
             guard var best = args.first else { return .null }
             for v in args.dropFirst() {
-                guard let c = order(v, best) else { continue }
+                guard let c = compareValues(v, best) else { continue }
                 if a.function == .min ? c < 0 : c > 0 { best = v }
             }
             return best
-        }
-    }
-
-    private static func order(_ a: Value, _ b: Value) -> Int? {
-        switch (a, b) {
-        case (.int(let x), .int(let y)): return x < y ? -1 : (x == y ? 0 : 1)
-        case (.string(let x), .string(let y)): return x < y ? -1 : (x == y ? 0 : 1)
-        case (.bool(let x), .bool(let y)): return x == y ? 0 : (x ? 1 : -1)
-        default:
-            guard let x = a.asDouble, let y = b.asDouble else { return nil }
-            return x < y ? -1 : (x == y ? 0 : 1)
         }
     }
 }
