@@ -21,6 +21,8 @@ let package = Package(
     products: [
         .executable(name: "weir", targets: ["weir"]),
         .library(name: "WeirCore", targets: ["WeirCore"]),
+        // For benchmarks/micro (the statement builder's allocation benchmarks).
+        .library(name: "WeirMySQL", targets: ["WeirMySQL"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

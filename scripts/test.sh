@@ -28,6 +28,9 @@ swift test --skip-build 2>&1 | tee "$WEIR_RUN_DIR/swift-test.log" | grep -E "err
 grep -qE "with [1-9][0-9]* failures?|error: " "$WEIR_RUN_DIR/swift-test.log" && status=1
 grep -qE "Executed [0-9]+ tests" "$WEIR_RUN_DIR/swift-test.log" || status=1
 
+echo "[test] allocation micro-benchmarks (benchmarks/micro: allocations per batch against Thresholds/)"
+bash scripts/micro-bench.sh || status=1
+
 echo "[test] end-to-end tests (pytest)"
 "$ROOT/.deps/venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 Tests/integration || status=1
 

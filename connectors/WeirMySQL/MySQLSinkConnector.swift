@@ -395,10 +395,7 @@ public struct MySQLSinkConnector: TransactionalSinkConnector {
         }
 
         let tsMax = MySQLSinkConnector.timestampMaxSeconds(serverVersion: conn.serverVersion)
-        return Plan(table: table, columns: picked.map(\.name), encodings: picked.map(ColumnEncoding.init),
-                    keyFields: keyFields, mode: mode,
-                    rules: picked.map { ColumnRule($0, timestampMaxSeconds: tsMax) }, labels: picked.map(ColumnRule.Label.init),
-                    schema: schema, columnInfos: picked)
+        return Plan(table: table, picked: picked, keyFields: keyFields, mode: mode, schema: schema, timestampMaxSeconds: tsMax)
     }
 
     /// A CREATE TABLE matching the schema (and key), for the "table missing" suggestion.
@@ -455,5 +452,17 @@ enum ColumnEncoding: Sendable, Equatable {
         default:
             self = .other
         }
+    }
+}
+
+extension MySQLSinkConnector.Plan {
+    /// The plan for the table columns `picked` (one per schema field, in
+    /// schema order): how each is rendered and what each refuses.
+    init(table: String, picked: [MySQLSinkConnector.ColumnInfo], keyFields: [Int], mode: MySQLSinkConnector.Mode,
+         schema: Schema, timestampMaxSeconds: Int64) {
+        self.init(table: table, columns: picked.map(\.name), encodings: picked.map(ColumnEncoding.init),
+                  keyFields: keyFields, mode: mode,
+                  rules: picked.map { ColumnRule($0, timestampMaxSeconds: timestampMaxSeconds) },
+                  labels: picked.map(ColumnRule.Label.init), schema: schema, columnInfos: picked)
     }
 }

@@ -236,12 +236,14 @@ package struct Scanner {
         if i < end, p[i] == UInt8(ascii: ".") || p[i] == UInt8(ascii: "e") || p[i] == UInt8(ascii: "E") || overflow {
             while i < end, (p[i] &- 48 < 10) || p[i] == UInt8(ascii: ".") || p[i] == UInt8(ascii: "e")
                     || p[i] == UInt8(ascii: "E") || p[i] == UInt8(ascii: "+") || p[i] == UInt8(ascii: "-") { i += 1 }
-            var tmp = [CChar](repeating: 0, count: i - start + 1)
-            for k in 0..<(i - start) { tmp[k] = CChar(bitPattern: p[start + k]) }
-            var endp: UnsafeMutablePointer<CChar>?
-            let d = tmp.withUnsafeMutableBufferPointer { b -> Double? in
+            // strtod needs a NUL-terminated copy: on the stack (a number's text is short), not an array per number.
+            let n = i - start
+            let d = withUnsafeTemporaryAllocation(of: CChar.self, capacity: n + 1) { b -> Double? in
+                for k in 0..<n { b[k] = CChar(bitPattern: p[start + k]) }
+                b[n] = 0
+                var endp: UnsafeMutablePointer<CChar>?
                 let r = strtod(b.baseAddress!, &endp)
-                return endp == b.baseAddress! + (i - start) ? r : nil
+                return endp == b.baseAddress! + n ? r : nil
             }
             return d.map { .double($0) }
         }

@@ -166,6 +166,8 @@ package final class WindowAggregateOperator: StreamOperator {
     private var earliestSessionEnd = Int64.max
 
     package struct Session: Sendable { var start: Int64; var end: Int64; var accs: [Accumulator] }
+    /// Where `addToSession` builds a merged session's accumulators (reused, not reallocated).
+    private var sessionScratch: [Accumulator] = []
 
     package func noteSessionEnd(_ end: Int64) { earliestSessionEnd = min(earliestSessionEnd, end) }
 
@@ -225,26 +227,53 @@ package final class WindowAggregateOperator: StreamOperator {
         if late > 0 { metrics.lateRecords.add(late) }
     }
 
+    /// The record's own session `[ts, ts + gap)` merged with every session of
+    /// its key that overlaps it (in start order; the merge grows as it goes).
+    /// The merged accumulators are built in `sessionScratch` and written over
+    /// the first merged session in place, so a record that joins an existing
+    /// session allocates nothing; only a new session does (its accumulators).
     private func addToSession(_ key: GroupKey, ts: Int64, gap: Int64, row: UnsafePointer<Value>) -> Bool {
-        var list = sessions[key] ?? []
-        var merged = Session(start: ts, end: ts + gap, accs: folder.initial)
-        folder.fold(&merged.accs, row)
-        var keep: [Session] = []
-        for s in list {
-            if s.start < merged.end && merged.start < s.end {
-                merged.start = min(merged.start, s.start)
-                merged.end = max(merged.end, s.end)
-                folder.merge(&merged.accs, s.accs)
-            } else {
-                keep.append(s)
+        var start = ts, end = ts + gap
+        sessionScratch.removeAll(keepingCapacity: true)
+        sessionScratch.append(contentsOf: folder.initial)
+        folder.fold(&sessionScratch, row)
+        guard let slot = sessions.index(forKey: key) else {
+            if end - 1 <= currentWatermark { return false }  // late, nothing to join
+            sessions[key] = [Session(start: start, end: end, accs: Array(sessionScratch))]
+            earliestSessionEnd = min(earliestSessionEnd, end)
+            return true
+        }
+        // The overlapping sessions are a run first..<last of the sorted, disjoint list.
+        var first = -1, last = -1, insertAt = 0
+        do {
+            let list = sessions.values[slot]
+            for i in list.indices {
+                let s = list[i]
+                if s.start < end && start < s.end {
+                    if first < 0 { first = i }
+                    last = i + 1
+                    start = min(start, s.start)
+                    end = max(end, s.end)
+                    folder.merge(&sessionScratch, s.accs)
+                } else if s.start < start {
+                    insertAt = i + 1
+                }
             }
         }
-        if keep.count == list.count && merged.end - 1 <= currentWatermark { return false }  // late, nothing to join
-        keep.append(merged)
-        keep.sort { $0.start < $1.start }
-        list = keep
-        sessions[key] = list
-        earliestSessionEnd = min(earliestSessionEnd, merged.end)
+        if first < 0 {
+            if end - 1 <= currentWatermark { return false }  // late, nothing to join
+            sessions.values[slot].insert(Session(start: start, end: end, accs: Array(sessionScratch)), at: insertAt)
+        } else {
+            sessions.values[slot].withUnsafeMutableBufferPointer { list in
+                list[first].start = start
+                list[first].end = end
+                list[first].accs.withUnsafeMutableBufferPointer { accs in
+                    for i in 0..<accs.count { accs[i] = sessionScratch[i] }
+                }
+            }
+            if last - first > 1 { sessions.values[slot].removeSubrange((first + 1)..<last) }
+        }
+        earliestSessionEnd = min(earliestSessionEnd, end)
         return true
     }
 

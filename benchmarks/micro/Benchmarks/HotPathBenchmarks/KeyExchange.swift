@@ -1,0 +1,18 @@
+import Benchmark
+@_spi(Benchmarks) import WeirCore
+
+/// The key exchange: a decoded batch split by key group (`keyBy user_id`,
+/// maxParallelism 128) into one part per downstream subtask, each part sent
+/// to that subtask's inbox (here a queue that only counts rows).
+func keyExchangeBenchmarks() {
+    for subtasks in [2, 4] {
+        for n in MicroBench.batchSizes {
+            let batch = try! Inputs.batch(.w1, count: n)
+            let queues = (0..<subtasks).map { _ in DropQueue() }
+            let exchange = HotPath.Exchange(channels: queues, keyFields: [0], maxParallelism: 128, arity: batch.arity)
+            Benchmark("KeyExchange.w1-to-\(subtasks)-subtasks.\(n)", configuration: MicroBench.configuration) { benchmark in
+                try exchange.send(batch)
+            }
+        }
+    }
+}
