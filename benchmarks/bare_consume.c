@@ -78,7 +78,7 @@ static rd_kafka_t *new_consumer(void) {
     set(conf, "enable.partition.eof", "true");
     set(conf, "auto.offset.reset", "error");
     set(conf, "fetch.wait.max.ms", "50");
-    set(conf, "fetch.queue.backoff.ms", "20");
+    set(conf, "fetch.queue.backoff.ms", "1");
     set(conf, "fetch.error.backoff.ms", "100");
     /* The prefetch settings that make one bare consumer fastest here (Weir's reader
      * uses a smaller queue, 20,000 messages / 16 MB, which costs it nothing at

@@ -78,4 +78,28 @@ final class JSONDecoderTests: XCTestCase {
         XCTAssertEqual(b.timestamps, [1700000000123])
         XCTAssertEqual(decode(#"{"ts": -1000.5}"#, schema: any, eventTime: "ts").0.timestamps, [-1001])
     }
+
+    /// The decoder tries the field after the last one matched first: keys in
+    /// any order, repeated, unknown, or sharing a prefix must still land in
+    /// their own column, and one message's order must not leak into the next.
+    func testKeysInAnyOrderAcrossMessages() {
+        var d = JSONRowDecoder(schema: schema, eventTimeField: nil)
+        var b = RecordBatch(arity: schema.count)
+        let messages = [
+            #"{"user_id": 1, "amount": 2, "name": "a", "ts": 3}"#,
+            #"{"ts": 6, "name": "b", "amount": 5, "user_id": 4}"#,
+            #"{"amount": 8, "user": 0, "user_idx": 0, "ts": 9, "user_id": 7, "nam": "x"}"#,
+            #"{"user_id": 10, "user_id": 11, "name": "c"}"#,
+            #"{"name": "d", "user_id": 12}"#,
+        ]
+        for m in messages {
+            let bytes = Array(m.utf8)
+            XCTAssertNil(bytes.withUnsafeBytes { d.decode($0, into: &b) }, m)
+        }
+        XCTAssertEqual(b.row(0), [.int(1), .double(2), .string("a"), .int(3)])
+        XCTAssertEqual(b.row(1), [.int(4), .double(5), .string("b"), .int(6)])
+        XCTAssertEqual(b.row(2), [.int(7), .double(8), .null, .int(9)])
+        XCTAssertEqual(b.row(3), [.int(11), .null, .string("c"), .null])  // a repeated key: the last value wins
+        XCTAssertEqual(b.row(4), [.int(12), .null, .string("d"), .null])
+    }
 }

@@ -36,7 +36,7 @@ public enum KafkaCeiling {
             ("enable.partition.eof", "false"),
             ("auto.offset.reset", "error"),
             ("fetch.wait.max.ms", "50"),
-            ("fetch.queue.backoff.ms", "20"),
+            ("fetch.queue.backoff.ms", "1"),
             ("fetch.error.backoff.ms", "100"),
             ("queued.min.messages", "200000"),
             ("queued.max.messages.kbytes", "65536"),

@@ -15,7 +15,7 @@ public struct JSONRowDecoder: Sendable {
     public let schema: Schema
     /// Index of the event-time field in `schema`, if the source has one.
     public let eventTimeIndex: Int?
-    private let names: [[UInt8]]
+    private let names: FieldNames
     private let types: [ValueType]
     private var row: [Value]
 
@@ -32,7 +32,7 @@ public struct JSONRowDecoder: Sendable {
 
     public init(schema: Schema, eventTimeField: String?) {
         self.schema = schema
-        self.names = schema.fields.map { Array($0.name.utf8) }
+        self.names = FieldNames(schema.fields.map(\.name))
         self.types = schema.fields.map(\.type)
         self.eventTimeIndex = eventTimeField.flatMap { schema.index(of: $0) }
         self.required = schema.fields.indices.filter { !schema.fields[$0].nullable }
@@ -90,60 +90,58 @@ public struct JSONRowDecoder: Sendable {
 
     /// Decodes one message into the decoder's own row buffer (see `withRow`, `timestamp`).
     public mutating func decodeRow(_ bytes: UnsafeRawBufferPointer) -> Failure? {
-        for i in 0..<row.count { row[i] = .null }
-        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return .malformed }
-        var s = Scanner(p: base, end: bytes.count)
-        s.skipWS()
-        guard s.eat(UInt8(ascii: "{")) else { return .malformed }
-        s.skipWS()
-        if !s.eat(UInt8(ascii: "}")) {
-            while true {
-                s.skipWS()
-                guard let (kStart, kLen, kEscaped) = s.stringSpan() else { return .malformed }
-                s.skipWS()
-                guard s.eat(UInt8(ascii: ":")) else { return .malformed }
-                s.skipWS()
-                let field = kEscaped ? nil : match(s.p + kStart, kLen)
-                if let f = field {
-                    guard let v = s.value() else { return .malformed }
-                    guard let converted = convert(v, types[f]) else {
-                        if types[f] == .int, case .double(let d) = v, d.rounded() == d { return .outOfRange(field: f) }
-                        return .typeMismatch(field: f)
-                    }
-                    row[f] = converted
-                } else {
-                    guard s.skipValue() else { return .malformed }
-                }
-                s.skipWS()
-                if s.eat(UInt8(ascii: ",")) { continue }
-                if s.eat(UInt8(ascii: "}")) { break }
-                return .malformed
-            }
-        }
-        s.skipWS()
-        if s.i != s.end { return .malformed }
-        for f in required where row[f].isNull { return .missingField(field: f) }
+        let names = self.names, types = self.types, required = self.required, eventTimeIndex = self.eventTimeIndex
+        // One access to the row for the whole message (no per-field uniqueness check).
         var ts = RecordBatch.noTimestamp
-        if let e = eventTimeIndex {
+        let failure: Failure? = row.withUnsafeMutableBufferPointer { row in
+            for i in 0..<row.count { row[i] = .null }
+            guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return .malformed }
+            var s = Scanner(p: base, end: bytes.count)
+            s.skipWS()
+            guard s.eat(UInt8(ascii: "{")) else { return .malformed }
+            s.skipWS()
+            if !s.eat(UInt8(ascii: "}")) {
+                var guess = 0  // producers usually write the keys in the same order: try the next one first
+                while true {
+                    s.skipWS()
+                    guard let (kStart, kLen, kEscaped) = s.stringSpan() else { return .malformed }
+                    s.skipWS()
+                    guard s.eat(UInt8(ascii: ":")) else { return .malformed }
+                    s.skipWS()
+                    let field = kEscaped ? nil : names.match(s.p + kStart, kLen, guess: guess)
+                    if let f = field {
+                        guess = f &+ 1
+                        guard let v = s.value() else { return .malformed }
+                        guard let converted = JSONRowDecoder.convert(v, types[f]) else {
+                            if types[f] == .int, case .double(let d) = v, d.rounded() == d { return .outOfRange(field: f) }
+                            return .typeMismatch(field: f)
+                        }
+                        row[f] = converted
+                    } else {
+                        guard s.skipValue() else { return .malformed }
+                    }
+                    s.skipWS()
+                    if s.eat(UInt8(ascii: ",")) { continue }
+                    if s.eat(UInt8(ascii: "}")) { break }
+                    return .malformed
+                }
+            }
+            s.skipWS()
+            if s.i != s.end { return .malformed }
+            for f in required where row[f].isNull { return .missingField(field: f) }
+            guard let e = eventTimeIndex else { return nil }
             switch row[e] {
-            case .int(let t) where t >= JSONRowDecoder.minEventTime && t <= JSONRowDecoder.maxEventTime: ts = t
+            case .int(let t) where t >= JSONRowDecoder.minEventTime && t <= JSONRowDecoder.maxEventTime: ts = t; return nil
             case .double(let d) where d >= Double(JSONRowDecoder.minEventTime) && d <= Double(JSONRowDecoder.maxEventTime):
-                ts = Int64(d.rounded(.down))
+                ts = Int64(d.rounded(.down)); return nil
             default: return .badEventTime
             }
         }
-        timestamp = ts
-        return nil
+        if failure == nil { timestamp = ts }
+        return failure
     }
 
-    @inline(__always) private func match(_ p: UnsafePointer<UInt8>, _ len: Int) -> Int? {
-        for (i, n) in names.enumerated() where n.count == len {
-            if n.withUnsafeBufferPointer({ memcmp($0.baseAddress!, p, len) == 0 }) { return i }
-        }
-        return nil
-    }
-
-    @inline(__always) private func convert(_ v: Value, _ t: ValueType) -> Value? {
+    @inline(__always) private static func convert(_ v: Value, _ t: ValueType) -> Value? {
         switch (t, v) {
         case (_, .null), (.any, _): return v
         case (.int, .int), (.double, .double), (.string, .string), (.bool, .bool): return v
@@ -152,6 +150,44 @@ public struct JSONRowDecoder: Sendable {
         case (.string, _): return .string(v.description)
         default: return nil
         }
+    }
+}
+
+/// The schema's field names as one immutable byte table, so that matching a
+/// key costs a length check and an inline byte compare, with the field the
+/// producer usually writes next tried first. Shared by copies of a decoder.
+final class FieldNames: @unchecked Sendable {
+    private let bytes: UnsafeMutablePointer<UInt8>
+    private let starts: [Int]
+    private let lengths: [Int]
+
+    init(_ names: [String]) {
+        let utf8 = names.map { Array($0.utf8) }
+        bytes = .allocate(capacity: max(1, utf8.reduce(0) { $0 + $1.count }))
+        var starts: [Int] = [], at = 0
+        for n in utf8 {
+            starts.append(at)
+            for (k, b) in n.enumerated() { (bytes + at + k).initialize(to: b) }
+            at += n.count
+        }
+        self.starts = starts
+        lengths = utf8.map(\.count)
+    }
+
+    deinit { bytes.deallocate() }
+
+    @inline(__always) private func equals(_ i: Int, _ p: UnsafePointer<UInt8>, _ len: Int) -> Bool {
+        guard lengths[i] == len else { return false }
+        let n = bytes + starts[i]
+        for k in 0..<len where n[k] != p[k] { return false }
+        return true
+    }
+
+    /// The index of the field named by the `len` bytes at `p`, trying `guess` first.
+    @inline(__always) func match(_ p: UnsafePointer<UInt8>, _ len: Int, guess: Int) -> Int? {
+        if guess < lengths.count, equals(guess, p, len) { return guess }
+        for i in 0..<lengths.count where i != guess && equals(i, p, len) { return i }
+        return nil
     }
 }
 

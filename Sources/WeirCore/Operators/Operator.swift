@@ -114,19 +114,24 @@ public final class Output {
 }
 
 /// Splits batches by key group and sends each part to the subtask that owns it.
+///
+/// Two passes per batch: the first hashes each row's key once and notes its
+/// subtask (and how many rows each gets), the second copies each part's rows
+/// into arrays allocated at their exact size. No per-row growth checks, no
+/// per-row access to this object's properties.
 public final class KeyedExchange {
     package let channels: [any ElementQueue]
     package let input: Int
     package let keyFields: [Int]
     package let maxParallelism: Int
-    private var parts: [RecordBatch]
+    /// The subtask of each row of the batch being split (reused between batches).
+    private var targets: [UInt32] = []
 
     package init(channels: [any ElementQueue], input: Int, keyFields: [Int], maxParallelism: Int, arity: Int) {
         self.channels = channels
         self.input = input
         self.keyFields = keyFields
         self.maxParallelism = maxParallelism
-        self.parts = channels.map { _ in RecordBatch(arity: arity) }
     }
 
     package func send(_ batch: RecordBatch) throws {
@@ -135,20 +140,54 @@ public final class KeyedExchange {
             if !channels[0].send(input, .batch(batch)) { throw CancellationError() }
             return
         }
-        let arity = batch.arity
+        let arity = batch.arity, rows = batch.count
+        let keyFields = self.keyFields, maxParallelism = self.maxParallelism
+        var targets = self.targets
+        self.targets = []
+        defer { self.targets = targets }
+        targets.removeAll(keepingCapacity: true)
+        targets.reserveCapacity(rows)
+        var counts = [Int](repeating: 0, count: n)
         batch.values.withUnsafeBufferPointer { vals in
-            for r in 0..<batch.count {
-                let row = vals.baseAddress! + r * arity
-                let h = KeyGroups.keyHash(row, keyFields)
+            guard let base = vals.baseAddress else { return }
+            for r in 0..<rows {
+                let h = KeyGroups.keyHash(base + r * arity, keyFields)
                 let kg = KeyGroups.keyGroup(hash: h, maxParallelism: maxParallelism)
-                let target = KeyGroups.subtask(keyGroup: kg, parallelism: n, maxParallelism: maxParallelism)
-                parts[target].append(rowOf: batch, r)
+                let t = KeyGroups.subtask(keyGroup: kg, parallelism: n, maxParallelism: maxParallelism)
+                targets.append(UInt32(truncatingIfNeeded: t))
+                counts[t] += 1
             }
         }
-        for i in 0..<n where !parts[i].isEmpty {
-            var part = parts[i]
+        for i in 0..<n where counts[i] > 0 {
+            var part: RecordBatch
+            if counts[i] == rows {
+                part = batch  // every row goes to one subtask: no copy
+            } else {
+                part = RecordBatch(arity: arity)
+                let want = UInt32(truncatingIfNeeded: i), count = counts[i]
+                batch.values.withUnsafeBufferPointer { vals in
+                    targets.withUnsafeBufferPointer { tg in
+                        part.values = Array(unsafeUninitializedCapacity: count * arity) { out, initialized in
+                            guard var o = out.baseAddress, let v = vals.baseAddress else { return }
+                            for r in 0..<rows where tg[r] == want {
+                                o.initialize(from: v + r * arity, count: arity)
+                                o += arity
+                            }
+                            initialized = count * arity
+                        }
+                    }
+                }
+                batch.timestamps.withUnsafeBufferPointer { ts in
+                    targets.withUnsafeBufferPointer { tg in
+                        part.timestamps = Array(unsafeUninitializedCapacity: count) { out, initialized in
+                            var k = 0
+                            for r in 0..<rows where tg[r] == want { out[k] = ts[r]; k += 1 }
+                            initialized = count
+                        }
+                    }
+                }
+            }
             part.arrivalNanos = batch.arrivalNanos
-            parts[i] = RecordBatch(arity: arity, capacity: part.count)
             if !channels[i].send(input, .batch(part)) { throw CancellationError() }
         }
     }
