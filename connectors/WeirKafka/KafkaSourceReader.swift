@@ -19,18 +19,20 @@ final class KafkaSourceReader: SourceReader {
     private let bootstrap: String
 
     // Per topic (index t): handle for pointer comparison, C name, partition → split index (-1: not owned).
-    private var topicRkts: [OpaquePointer]
+    // The properties read per message are exempt from runtime exclusivity checks (two to three
+    // per message otherwise): the reader is used from one thread at a time and never lends them out.
+    @exclusivity(unchecked) private var topicRkts: [OpaquePointer]
     private let topicNames: [UnsafeMutablePointer<CChar>]
-    private var partitionToSplit: [[Int]]
+    @exclusivity(unchecked) private var partitionToSplit: [[Int]]
 
     // Per split (index s). Splits found while running are appended.
     private var splitTopic: [Int]
     private var splitPartition: [Int32]
     private var startOffset: [Int64]   // requested: -2 beginning, -1 end, or an offset
-    private var floorOffset: [Int64]   // messages below this are skipped (end resolved for `latest`)
-    private var nextOffset: [Int64]    // offset of the next message to deliver, -1 while unknown
+    @exclusivity(unchecked) private var floorOffset: [Int64]   // messages below this are skipped (end resolved for `latest`)
+    @exclusivity(unchecked) private var nextOffset: [Int64]    // offset of the next message to deliver, -1 while unknown
     private var startChecked: [Bool]   // explicit start offset checked against the watermarks
-    private var stopOffset: [Int64]    // a bounded run stops before this offset (Int64.max: never)
+    @exclusivity(unchecked) private var stopOffset: [Int64]    // a bounded run stops before this offset (Int64.max: never)
     private var paused: [Bool]         // stopped: no longer fetched
     private var uncheckedStarts: Int
 
