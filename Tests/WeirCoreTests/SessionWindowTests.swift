@@ -173,7 +173,7 @@ final class SessionWindowTests: XCTestCase {
         try op.finish(out)
 
         let (restored, out2, collect2, _) = try makeOperator()
-        try restored.restoreState([encode()], keyGroups: 0...127)
+        try restored.restoreState([encode(sequentialFor)], keyGroups: 0...127)
         try drive(restored, out2, collect2, steps[150...])
         collect2.next()
         try restored.finish(out2)
