@@ -99,7 +99,7 @@ struct RunCommand: ParsableCommand {
             if fromSnapshot == "latest" && store.latest() == nil {
                 throw CLIError("state directory \(dir.path) has no snapshots to restore (run without --from-snapshot)")
             }
-            do { restore = try store.load(fromSnapshot).restorePoint() } catch let e as WeirError {
+            do { restore = try store.restorePoint(fromSnapshot) } catch let e as WeirError {
                 eventLog.emitFailure(e)
                 throw CLIError("cannot restore \(fromSnapshot): \(e)")
             }
@@ -109,7 +109,7 @@ struct RunCommand: ParsableCommand {
             plan: plan, options: options,
             checkpointing: { [jobVersion] in store.checkpointConfig(for: plan.spec, restoring: $0, version: jobVersion) },
             restore: restore, allowNonRestoredState: allowNonRestoredState,
-            latestRestorePoint: { try store.latest().map { try store.load($0.id).restorePoint() } })
+            latestRestorePoint: { try store.latest().map { try store.restorePoint($0.id) } })
 
         let signals = SignalHandling(supervisor: supervisor, cancelOnly: cancelOnSignal, eventLog: eventLog)
         defer { signals.cancel() }
