@@ -335,10 +335,41 @@ final class KeyedStateTests: XCTestCase {
         }
     }
 
+    /// A file whose entries mix the fast path's shape with overflowed and
+    /// double sums where the layout starts with an integer sum, and with
+    /// text, null and double keys: the same tables as the generic decoder.
+    func testFixedWidthFastPathFallsBackEntryByEntry() throws {
+        let specs = try aggs(["count()", "sum(ts)"])
+        let layout = AccumulatorLayout(specs)
+        XCTAssertEqual(layout.initialTags, [1, 2])
+        var m: [GroupKey: [Accumulator]] = [:]
+        for i in 0..<3000 {
+            let key: Value = i % 10 == 3 ? .string("u\(i)") : i % 10 == 5 ? .double(Double(i) + 0.5) : .int(Int64(i) * 7919)
+            let sum: Accumulator = i % 17 == 0 ? .overflowed : i % 13 == 0 ? .sumDouble(Double(i) / 3) : .sumInt(Int64(i) - 1500)
+            m[.one(key)] = [.count(Int64(i % 5 + 1)), sum]
+        }
+        m[.one(.null)] = [.count(1), .sumInt(1)]
+        let file = legacyFile(m)
+        let op = ContinuousAggregateOperator(keyFields: [0], aggregates: specs, outArity: 3, maxParallelism: maxP)
+        try op.restoreState([file], keyGroups: 0...(maxP - 1), parallel: concurrentFor)
+        let generic = try genericTables(file, keyArity: 1, layout)
+        for kg in 0..<maxP {
+            let a = op.state.tables[kg], b = generic[kg] ?? KeyTable()
+            XCTAssertEqual(a.count, b.count, "key group \(kg)")
+            XCTAssertEqual(a.keyTags, b.keyTags, "key group \(kg)")
+            XCTAssertEqual(a.keyWords, b.keyWords, "key group \(kg)")
+            XCTAssertEqual(a.strings, b.strings, "key group \(kg)")
+            XCTAssertEqual(a.accTags, b.accTags, "key group \(kg)")
+            XCTAssertEqual(a.accWords, b.accWords, "key group \(kg)")
+        }
+        XCTAssertEqual(try contents(op), asMap(m))
+    }
+
     /// One entry through the fast path: taken for the fixed shape, refused
     /// (nothing appended) for another shape or when the bytes end early.
     func testFixedEntryDecodeTakesOnlyItsShape() throws {
-        let layout = AccumulatorLayout(try aggs(["count()", "sum(amount)"]))
+        let layout = AccumulatorLayout(try aggs(["count()", "sum(ts)"]))  // ts is an int: an integer sum
+        XCTAssertEqual(layout.initialTags, [1, 2])
         let shape = try XCTUnwrap(FixedEntryShape(keyArity: 1, layout: layout))
         XCTAssertEqual(shape.size, 28)
         func entry(_ key: Value, _ accs: [Accumulator]) -> [UInt8] {
@@ -356,6 +387,7 @@ final class KeyedStateTests: XCTestCase {
         let (h, t) = fast(ok)
         XCTAssertEqual(h, KeyGroups.hash(.int(-42)))
         XCTAssertEqual(t.count, 1)
+        guard t.count == 1 else { return }
         XCTAssertEqual(t.keyValue(0, 0, keyArity: 1), .int(-42))
         XCTAssertEqual(t.accumulator(0, 0, layout), .count(3))
         XCTAssertEqual(t.accumulator(0, 1, layout), .sumInt(-7))
