@@ -61,7 +61,7 @@ struct DrillCommand: ParsableCommand {
         if let snapshot {
             snapshotID = try store.load(snapshot, verify: false).manifest.id
         } else {
-            let resume = try store.latest().map { try store.load($0.id).restorePoint() }
+            let resume = try store.latest().map { try store.restorePoint($0.id) }
             let runner = JobRunner(plan: plan, options: options, checkpointing: store.checkpointConfig(for: plan.spec, restoring: resume),
                                    restore: resume)
             let result = DrillRun(runner)
@@ -74,7 +74,7 @@ struct DrillCommand: ParsableCommand {
             _ = try result.wait()
             snapshotID = id
         }
-        let restore = try store.load(snapshotID).restorePoint()
+        let restore = try store.restorePoint(snapshotID)
 
         // 2. What the restore will do, and a dry run of it.
         let verification = RestoreVerification(plan: plan, restore: restore, allowNonRestoredState: false, acceptRetentionLoss: false,

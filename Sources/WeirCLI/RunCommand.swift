@@ -99,17 +99,26 @@ struct RunCommand: ParsableCommand {
             if fromSnapshot == "latest" && store.latest() == nil {
                 throw CLIError("state directory \(dir.path) has no snapshots to restore (run without --from-snapshot)")
             }
-            do { restore = try store.load(fromSnapshot).restorePoint() } catch let e as WeirError {
+            // The preview's broker round trips go on while the state files are read and checksummed.
+            let ranges = Mutex<Result<[String: [SplitRange]], any Error>?>(nil)
+            let asked = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                let r = Result { try RestorePreview.sourceRanges(plan) }
+                ranges.withLock { $0 = r }
+                asked.signal()
+            }
+            do { restore = try store.restorePoint(fromSnapshot) } catch let e as WeirError {
                 eventLog.emitFailure(e)
                 throw CLIError("cannot restore \(fromSnapshot): \(e)")
             }
-            if let r = restore { restore = try preview(r, plan: plan, eventLog: eventLog) }
+            asked.wait()
+            if let r = restore { restore = try preview(r, ranges: ranges.withLock { $0 }!, plan: plan, eventLog: eventLog) }
         }
         let supervisor = JobSupervisor(
             plan: plan, options: options,
             checkpointing: { [jobVersion] in store.checkpointConfig(for: plan.spec, restoring: $0, version: jobVersion) },
             restore: restore, allowNonRestoredState: allowNonRestoredState,
-            latestRestorePoint: { try store.latest().map { try store.load($0.id).restorePoint() } })
+            latestRestorePoint: { try store.latest().map { try store.restorePoint($0.id) } })
 
         let signals = SignalHandling(supervisor: supervisor, cancelOnly: cancelOnSignal, eventLog: eventLog)
         defer { signals.cancel() }
@@ -209,11 +218,12 @@ extension RunCommand {
     /// retention, unless the loss is accepted: then those partitions resume at
     /// their oldest held offset. A preview the broker does not answer is only
     /// a warning: the run itself then reports what is wrong.
-    func preview(_ r: RestorePoint, plan: JobPlan, eventLog: EventLog) throws -> RestorePoint {
+    func preview(_ r: RestorePoint, ranges: Result<[String: [SplitRange]], any Error>, plan: JobPlan,
+                 eventLog: EventLog) throws -> RestorePoint {
         let p: RestorePreview
         do {
-            p = try RestorePreview(plan: plan, restore: r, allowNonRestoredState: allowNonRestoredState,
-                                   acceptRetentionLoss: acceptRetentionLoss)
+            p = RestorePreview(plan: plan, restore: r, ranges: try ranges.get(), allowNonRestoredState: allowNonRestoredState,
+                               acceptRetentionLoss: acceptRetentionLoss)
         } catch {
             printErr("[weir] warning: no restore preview (\(error))")
             return r

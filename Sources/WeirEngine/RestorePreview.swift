@@ -32,14 +32,33 @@ public struct RestorePreview: Sendable, Codable {
     /// Asks every source of `plan` for its splits' ranges (the broker must be
     /// reachable) and compares them with `restore`.
     public init(plan: JobPlan, restore: RestorePoint, allowNonRestoredState: Bool, acceptRetentionLoss: Bool) throws {
+        self.init(plan: plan, restore: restore, ranges: try RestorePreview.sourceRanges(plan),
+                  allowNonRestoredState: allowNonRestoredState, acceptRetentionLoss: acceptRetentionLoss)
+    }
+
+    /// Every source's splits' ranges now, by source node id: the broker round
+    /// trips of a preview, which `weir run --from-snapshot` makes while it
+    /// reads the snapshot's state files.
+    public static func sourceRanges(_ plan: JobPlan) throws -> [String: [SplitRange]] {
+        var out: [String: [SplitRange]] = [:]
+        for n in plan.nodes {
+            guard case .source(_, let src, _) = n.kind else { continue }
+            out[n.id] = try src.ranges()
+        }
+        return out
+    }
+
+    /// Compares `restore` with `ranges` (from `sourceRanges(plan)`).
+    public init(plan: JobPlan, restore: RestorePoint, ranges: [String: [SplitRange]], allowNonRestoredState: Bool,
+                acceptRetentionLoss: Bool) {
         snapshot = restore.snapshotID
         checkpointID = restore.checkpointID
         run = restore.run
         mapping = StateMapping(restore, into: plan)
         var rows: [OffsetDiff.Row] = []
         for n in plan.nodes {
-            guard case .source(_, let src, _) = n.kind else { continue }
-            rows += OffsetDiff(node: n.id, snapshot: restore.offsets[n.id], now: try src.ranges()).rows
+            guard case .source = n.kind else { continue }
+            rows += OffsetDiff(node: n.id, snapshot: restore.offsets[n.id], now: ranges[n.id] ?? []).rows
         }
         // Sources the job no longer has: their offsets are dropped with them.
         for (node, offsets) in restore.offsets where !plan.nodes.contains(where: { $0.id == node }) {

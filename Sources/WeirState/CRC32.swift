@@ -49,6 +49,46 @@ public struct CRC32: Sendable, Equatable {
         bytes.withUnsafeBytes { checksum($0) }
     }
 
+    /// The checksum of `a` followed by `b`, from `checksum(a)`, `checksum(b)`
+    /// and `b`'s length (zlib's `crc32_combine`): lets a file be checksummed
+    /// in pieces on several threads, the pieces' checksums combined in order.
+    public static func combine(_ crcA: UInt32, _ crcB: UInt32, lengthOfB: Int) -> UInt32 {
+        guard lengthOfB > 0 else { return crcA }
+        return multiplyModP(xPowerOf8N(UInt64(lengthOfB)), crcA) ^ crcB
+    }
+
+    /// a(x)·b(x) modulo the CRC polynomial, in the reflected bit order.
+    private static func multiplyModP(_ a: UInt32, _ b: UInt32) -> UInt32 {
+        var m: UInt32 = 1 << 31, p: UInt32 = 0, b = b
+        while m != 0 {
+            if a & m != 0 {
+                p ^= b
+                if a & (m - 1) == 0 { break }
+            }
+            m >>= 1
+            b = b & 1 != 0 ? (b >> 1) ^ 0xEDB8_8320 : b >> 1
+        }
+        return p
+    }
+
+    /// x^(8n) modulo the CRC polynomial (n zero bytes appended).
+    private static func xPowerOf8N(_ n: UInt64) -> UInt32 {
+        var p: UInt32 = 1 << 31  // x^0
+        var n = n, k = 3
+        while n != 0 {
+            if n & 1 != 0 { p = multiplyModP(powers[k & 31], p) }
+            n >>= 1; k += 1
+        }
+        return p
+    }
+
+    /// x^(2^k) modulo the CRC polynomial, k = 0…31.
+    private static let powers: [UInt32] = {
+        var t: [UInt32] = [1 << 30]  // x^1
+        for k in 1..<32 { t.append(multiplyModP(t[k - 1], t[k - 1])) }
+        return t
+    }()
+
     /// Eight 256-entry tables, table k at offset k*256: table 0 is the
     /// classic byte-at-a-time table, table k advances a byte through k
     /// further zero bytes.

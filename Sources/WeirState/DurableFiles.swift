@@ -106,36 +106,81 @@ enum DurableFiles {
     }
 
     /// The whole content of a file, with its CRC-32. Read straight into the
-    /// returned array (no intermediate copy); the checksum is computed after.
-    static func readAll(_ path: String) throws -> (bytes: [UInt8], crc32: UInt32) {
+    /// returned array (no intermediate copy) in pieces of `piece` bytes, on
+    /// every core at once, each piece checksummed as soon as it is read
+    /// (while it is still in the cache); the pieces' checksums are combined
+    /// in order (`CRC32.combine`), so the checksum is the file's, as before.
+    static func readAll(_ path: String, piece: Int = 8 << 20) throws -> (bytes: [UInt8], crc32: UInt32) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ioError(path, errno == ENOENT ? "missing" : "cannot open") }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw ioError(path, "cannot stat") }
-        let expected = Int(st.st_size)
-        var readError: Int32 = 0
+        let expected = max(0, Int(st.st_size))
+        let piece = max(1, piece)
+        let pieces = expected / piece + (expected % piece == 0 ? 0 : 1)
+        var crcs = [UInt32](repeating: 0, count: pieces)
+        var lengths = [Int](repeating: 0, count: pieces)
+        var errors = [Int32](repeating: 0, count: pieces)
         var out = [UInt8](unsafeUninitializedCapacity: expected) { buf, initialized in
             initialized = 0
-            while initialized < expected {
-                let n = read(fd, buf.baseAddress! + initialized, expected - initialized)
-                if n < 0 { if errno == EINTR { continue }; readError = errno; return }
-                if n == 0 { return }  // shrank meanwhile: the size check reports it
-                initialized += n
+            guard let base = buf.baseAddress, pieces > 0 else { return }
+            crcs.withUnsafeMutableBufferPointer { crcs in
+                lengths.withUnsafeMutableBufferPointer { lengths in
+                    errors.withUnsafeMutableBufferPointer { errors in
+                        // Each iteration writes its own piece of `out` and its own slot of the arrays.
+                        let shared = PieceBuffers(base: UnsafeMutableRawPointer(base), crcs: crcs.baseAddress!,
+                                                  lengths: lengths.baseAddress!, errors: errors.baseAddress!)
+                        DispatchQueue.concurrentPerform(iterations: pieces) { i in
+                            let start = i * piece, len = min(piece, expected - start)
+                            var done = 0
+                            while done < len {
+                                let n = pread(fd, shared.base + start + done, len - done, off_t(start + done))
+                                if n < 0 { if errno == EINTR { continue }; shared.errors[i] = errno; break }
+                                if n == 0 { break }  // shrank meanwhile: the size check reports it
+                                done += n
+                            }
+                            shared.lengths[i] = done
+                            shared.crcs[i] = CRC32.checksum(UnsafeRawBufferPointer(start: shared.base + start, count: done))
+                        }
+                    }
+                }
+            }
+            // What was read without a gap (all of it, unless the file shrank).
+            for i in 0..<pieces {
+                initialized += lengths[i]
+                if lengths[i] < min(piece, expected - i * piece) { break }
             }
         }
-        if readError != 0 { throw ioError(path, "cannot read", readError) }
+        if let e = errors.first(where: { $0 != 0 }) { throw ioError(path, "cannot read", e) }
+        var crc: UInt32
+        if out.count == expected {
+            crc = crcs.first ?? CRC32().value
+            for i in crcs.indices.dropFirst() { crc = CRC32.combine(crc, crcs[i], lengthOfB: lengths[i]) }
+        } else {
+            crc = out.withUnsafeBytes { CRC32.checksum($0) }
+        }
         // Grew meanwhile: append the rest so the size check sees the real size.
         var more = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let n = more.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        while out.count >= expected {
+            let offset = out.count
+            let n = more.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
             if n < 0 { if errno == EINTR { continue }; throw ioError(path, "cannot read") }
             if n == 0 { break }
             out.append(contentsOf: more[0..<n])
+            crc = CRC32.combine(crc, CRC32.checksum(Array(more[0..<n])), lengthOfB: n)
         }
-        let crc = out.withUnsafeBytes { CRC32.checksum($0) }
         return (out, crc)
     }
+}
+
+/// The destination of `DurableFiles.readAll`'s pieces, shared by the threads
+/// that read them: each writes only its own piece and its own slots.
+private struct PieceBuffers: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let crcs: UnsafeMutablePointer<UInt32>
+    let lengths: UnsafeMutablePointer<Int>
+    let errors: UnsafeMutablePointer<Int32>
 }
 
 /// A new file being written: buffered, checksummed (CRC-32) as the bytes go

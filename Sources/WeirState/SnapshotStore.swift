@@ -252,6 +252,14 @@ public final class SnapshotStore: Sendable {
         try LoadedSnapshot(directory: resolve(idOrPath), verify: verify)
     }
 
+    /// Reads a snapshot for restoring (`idOrPath` as for `load`): its manifest,
+    /// then each state file once, checked against its size and checksum as it
+    /// is read. (`load` followed by `restorePoint()` reads every file twice:
+    /// once to verify it, once for its bytes.)
+    public func restorePoint(_ idOrPath: String) throws -> RestorePoint {
+        try load(idOrPath, verify: false).restorePoint()
+    }
+
     /// The directory of a snapshot named by id, number or path (see `load`).
     public func resolve(_ idOrPath: String) throws -> URL {
         if isPlainFileName(idOrPath) && DurableFiles.isDirectory(path(of: idOrPath)) {

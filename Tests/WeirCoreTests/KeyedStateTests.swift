@@ -279,6 +279,164 @@ final class KeyedStateTests: XCTestCase {
         }
     }
 
+    /// Every entry of every section decoded by the generic `KeyTable.decodeEntry`
+    /// only (what a restore did before the fixed-width fast path), by key group.
+    func genericTables(_ file: [UInt8], keyArity: Int, _ layout: AccumulatorLayout) throws -> [Int: KeyTable] {
+        var out: [Int: KeyTable] = [:]
+        for s in try KeyedStateFile.sections(file, header: { _ in }) {
+            var r = StateReader(file, from: s.body.lowerBound, to: s.body.upperBound)
+            var t = KeyTable()
+            for _ in 0..<Int(try r.u32()) { _ = try t.decodeEntry(&r, keyArity: keyArity, layout) }
+            out[s.keyGroup] = t
+        }
+        return out
+    }
+
+    /// The fixed-width fast path of a restore (number keys, count/sum/avg)
+    /// builds exactly the tables the generic decoder builds, also when
+    /// entries of other shapes (string, null or bool keys, overflowed or
+    /// double sums) are mixed in, and the restored state folds on correctly.
+    func testFixedWidthFastPathEqualsGenericDecode() throws {
+        for (keyFields, texts) in [([0], ["count()", "sum(amount)"]), ([0, 1], ["count()", "sum(amount)", "avg(amount)", "count(amount)"]),
+                                   ([0], ["sum(ts)"])] {
+            let specs = try aggs(texts)
+            let layout = AccumulatorLayout(specs)
+            XCTAssertNotNil(FixedEntryShape(keyArity: keyFields.count, layout: layout))
+            var data = rows(6000, seed: 17)
+            // An integer sum that overflows, for a key that also appears with int keys around it.
+            data.append([.int(7), .int(1), .int(Int64.max), .int(1)])
+            data.append([.int(7), .int(1), .int(Int64.max), .int(2)])
+            let op = ContinuousAggregateOperator(keyFields: keyFields, aggregates: specs, outArity: keyFields.count + specs.count, maxParallelism: maxP)
+            try op.process(batch(data), Collect().output)
+            let file = op.captureState(maxParallelism: maxP)(sequentialFor)
+            let restored = ContinuousAggregateOperator(keyFields: keyFields, aggregates: specs, outArity: keyFields.count + specs.count, maxParallelism: maxP)
+            try restored.restoreState([file], keyGroups: 0...(maxP - 1), parallel: concurrentFor)
+            let generic = try genericTables(file, keyArity: keyFields.count, layout)
+            var fast = 0
+            for kg in 0..<maxP {
+                let a = restored.state.tables.isEmpty ? KeyTable() : restored.state.tables[kg], b = generic[kg] ?? KeyTable()
+                XCTAssertEqual(a.count, b.count, "key group \(kg)")
+                XCTAssertEqual(a.keyTags, b.keyTags, "key group \(kg)")
+                XCTAssertEqual(a.keyWords, b.keyWords, "key group \(kg)")
+                XCTAssertEqual(a.strings, b.strings, "key group \(kg)")
+                XCTAssertEqual(a.accTags, b.accTags, "key group \(kg)")
+                XCTAssertEqual(a.accWords, b.accWords, "key group \(kg)")
+                XCTAssertEqual(a.boxed, b.boxed, "key group \(kg)")
+                fast += (0..<a.count).filter { e in (0..<keyFields.count).allSatisfy { [3, 4].contains(a.keyTags[e * keyFields.count + $0]) } }.count
+            }
+            XCTAssertGreaterThan(fast, 0)
+            XCTAssertLessThan(fast, restored.keyCount)
+            XCTAssertEqual(try contents(restored), try contents(op))
+            // The restored index finds every key: folding more records continues each one.
+            let more = rows(2000, seed: 23)
+            try restored.process(batch(more), Collect().output)
+            try op.process(batch(more), Collect().output)
+            XCTAssertEqual(try contents(restored), try contents(op))
+        }
+    }
+
+    /// A file whose entries mix the fast path's shape with overflowed and
+    /// double sums where the layout starts with an integer sum, and with
+    /// text, null and double keys: the same tables as the generic decoder.
+    func testFixedWidthFastPathFallsBackEntryByEntry() throws {
+        let specs = try aggs(["count()", "sum(ts)"])
+        let layout = AccumulatorLayout(specs)
+        XCTAssertEqual(layout.initialTags, [1, 2])
+        var m: [GroupKey: [Accumulator]] = [:]
+        for i in 0..<3000 {
+            let key: Value = i % 10 == 3 ? .string("u\(i)") : i % 10 == 5 ? .double(Double(i) + 0.5) : .int(Int64(i) * 7919)
+            let sum: Accumulator = i % 17 == 0 ? .overflowed : i % 13 == 0 ? .sumDouble(Double(i) / 3) : .sumInt(Int64(i) - 1500)
+            m[.one(key)] = [.count(Int64(i % 5 + 1)), sum]
+        }
+        m[.one(.null)] = [.count(1), .sumInt(1)]
+        let file = legacyFile(m)
+        let op = ContinuousAggregateOperator(keyFields: [0], aggregates: specs, outArity: 3, maxParallelism: maxP)
+        try op.restoreState([file], keyGroups: 0...(maxP - 1), parallel: concurrentFor)
+        let generic = try genericTables(file, keyArity: 1, layout)
+        for kg in 0..<maxP {
+            let a = op.state.tables[kg], b = generic[kg] ?? KeyTable()
+            XCTAssertEqual(a.count, b.count, "key group \(kg)")
+            XCTAssertEqual(a.keyTags, b.keyTags, "key group \(kg)")
+            XCTAssertEqual(a.keyWords, b.keyWords, "key group \(kg)")
+            XCTAssertEqual(a.strings, b.strings, "key group \(kg)")
+            XCTAssertEqual(a.accTags, b.accTags, "key group \(kg)")
+            XCTAssertEqual(a.accWords, b.accWords, "key group \(kg)")
+        }
+        XCTAssertEqual(try contents(op), asMap(m))
+    }
+
+    /// One entry through the fast path: taken for the fixed shape, refused
+    /// (nothing appended) for another shape or when the bytes end early.
+    func testFixedEntryDecodeTakesOnlyItsShape() throws {
+        let layout = AccumulatorLayout(try aggs(["count()", "sum(ts)"]))  // ts is an int: an integer sum
+        XCTAssertEqual(layout.initialTags, [1, 2])
+        let shape = try XCTUnwrap(FixedEntryShape(keyArity: 1, layout: layout))
+        XCTAssertEqual(shape.size, 28)
+        func entry(_ key: Value, _ accs: [Accumulator]) -> [UInt8] {
+            var w = StateWriter()
+            w.key(.one(key))
+            for a in accs { w.accumulator(a) }
+            return w.bytes
+        }
+        func fast(_ bytes: [UInt8], end: Int? = nil) -> (UInt64?, KeyTable) {
+            var t = KeyTable()
+            let h = bytes.withUnsafeBytes { t.decodeFixedEntry($0.baseAddress!, at: 0, end: end ?? bytes.count, shape) }
+            return (h, t)
+        }
+        let ok = entry(.int(-42), [.count(3), .sumInt(-7)])
+        let (h, t) = fast(ok)
+        XCTAssertEqual(h, KeyGroups.hash(.int(-42)))
+        XCTAssertEqual(t.count, 1)
+        guard t.count == 1 else { return }
+        XCTAssertEqual(t.keyValue(0, 0, keyArity: 1), .int(-42))
+        XCTAssertEqual(t.accumulator(0, 0, layout), .count(3))
+        XCTAssertEqual(t.accumulator(0, 1, layout), .sumInt(-7))
+        XCTAssertEqual(fast(entry(.double(2.5), [.count(1), .sumInt(1)])).0, KeyGroups.hash(.double(2.5)))
+        for other in [entry(.string("7"), [.count(1), .sumInt(1)]), entry(.null, [.count(1), .sumInt(1)]),
+                      entry(.int(1), [.count(1), .overflowed]), entry(.int(1), [.count(1), .sumDouble(1.5)])] + [Array(ok.prefix(27))] {
+            let (h, t) = fast(other)
+            XCTAssertNil(h)
+            XCTAssertEqual(t.count, 0)
+            XCTAssertTrue(t.keyTags.isEmpty && t.keyWords.isEmpty && t.accTags.isEmpty && t.accWords.isEmpty)
+        }
+        XCTAssertNil(fast(ok, end: 27).0)
+        XCTAssertNil(fast(ok, end: -1).0)
+        // Min, max and count_distinct are not fixed-width: no fast path.
+        XCTAssertNil(FixedEntryShape(keyArity: 1, layout: AccumulatorLayout(try aggs(["count()", "max(amount)"]))))
+        XCTAssertNil(FixedEntryShape(keyArity: 0, layout: layout))
+    }
+
+    /// A damaged file of the fast path's shape fails with the reader's error, never traps.
+    func testDamagedFixedWidthStateFailsCleanly() throws {
+        let specs = try aggs(["count()", "sum(amount)"])
+        let op = ContinuousAggregateOperator(keyFields: [3], aggregates: specs, outArity: 3, maxParallelism: maxP)
+        try op.process(batch(rows(3000)), Collect().output)  // ts: an int key per record
+        let file = op.captureState(maxParallelism: maxP)(sequentialFor)
+        func restore(_ bytes: [UInt8]) throws {
+            let fresh = ContinuousAggregateOperator(keyFields: [3], aggregates: specs, outArity: 3, maxParallelism: maxP)
+            try fresh.restoreState([bytes], keyGroups: 0...(maxP - 1), parallel: concurrentFor)
+        }
+        XCTAssertNoThrow(try restore(file))
+        let sections = try KeyedStateFile.sections(file, header: { _ in })
+        let first = sections[0].body.lowerBound + 4  // the first entry of the first section
+        for cut in [file.count - 1, file.count - 10, sections[1].body.lowerBound - 3] {
+            XCTAssertThrowsError(try restore(Array(file.prefix(cut)))) { e in XCTAssertTrue("\(e)".contains("ends early"), "\(e)") }
+        }
+        var bad = file
+        bad[first + 10] = 9  // the count's tag
+        XCTAssertThrowsError(try restore(bad)) { e in XCTAssertTrue("\(e)".contains("unknown accumulator tag 9"), "\(e)") }
+        bad = file
+        bad[first + 1] = 8  // the key's tag
+        XCTAssertThrowsError(try restore(bad)) { e in XCTAssertTrue("\(e)".contains("unknown value tag 8"), "\(e)") }
+        bad = file
+        bad[first] = 2  // the key arity
+        XCTAssertThrowsError(try restore(bad)) { e in XCTAssertTrue("\(e)".contains("a key of 2 fields"), "\(e)") }
+        // An entry count larger than the section: the reader runs out of bytes.
+        bad = file
+        bad[first - 4] = 0xFF; bad[first - 3] = 0xFF
+        XCTAssertThrowsError(try restore(bad)) { e in XCTAssertTrue("\(e)".contains("ends early"), "\(e)") }
+    }
+
     func testDamagedStateFailsCleanly() throws {
         let specs = try aggs(["count()", "avg(amount)"])
         let op = ContinuousAggregateOperator(keyFields: [0], aggregates: specs, outArity: 3, maxParallelism: maxP)

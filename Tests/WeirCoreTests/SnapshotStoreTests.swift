@@ -434,6 +434,60 @@ final class SnapshotStoreTests: XCTestCase {
         XCTAssertEqual(SnapshotManifest.parseID("sav-18")?.checkpointID, 18)
     }
 
+    func testCRC32CombineEqualsTheChecksumOfTheWhole() {
+        let data = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ ($0 >> 3)) }
+        for split in [0, 1, 7, 8, 9, 100, 2500, 4999, 5000] {
+            let a = CRC32.checksum(Array(data[..<split])), b = CRC32.checksum(Array(data[split...]))
+            XCTAssertEqual(CRC32.combine(a, b, lengthOfB: data.count - split), CRC32.checksum(data), "split at \(split)")
+        }
+        XCTAssertEqual(CRC32.combine(0x1234_5678, CRC32.checksum([]), lengthOfB: 0), 0x1234_5678)
+    }
+
+    /// State files are read in pieces on several threads, each checksummed
+    /// on its own and the checksums combined: the same bytes and checksum as
+    /// one sequential read, whatever the piece size.
+    func testPiecewiseReadEqualsSequentialChecksum() throws {
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        for size in [0, 1, 4095, 4096, 100_003] {
+            let path = root.appendingPathComponent("f-\(size)").path
+            let data = blob(UInt8(size & 0xFF), size)
+            try Data(data).write(to: URL(fileURLWithPath: path))
+            for piece in [1, 7, 4096, 1 << 20] where piece <= max(size, 1) * 2 {
+                let got = try DurableFiles.readAll(path, piece: piece)
+                XCTAssertEqual(got.bytes, data, "size \(size), pieces of \(piece)")
+                XCTAssertEqual(got.crc32, CRC32.checksum(data), "size \(size), pieces of \(piece)")
+            }
+        }
+    }
+
+    /// The restore path reads each state file once (no separate verification
+    /// pass) and still refuses a corrupt or truncated file, naming it.
+    func testRestorePointReadsOnceAndStillDetectsCorruption() throws {
+        let store = try SnapshotStore(directory: storeDir, retain: 3)
+        let written = try writeSnapshot(store, .checkpoint, 1, size: 300_000)
+        let r = try store.restorePoint("chk-1")
+        XCTAssertEqual(r.state["per-user"], [blob(1, 300_000), blob(2, 300_001)])
+        XCTAssertEqual(r.snapshotID, "chk-1")
+        let victim = storeDir.appendingPathComponent("chk-1/per-user-1.state")
+        var bytes = try [UInt8](Data(contentsOf: victim))
+        bytes[250_000] ^= 0x40
+        try Data(bytes).write(to: victim)
+        XCTAssertThrowsError(try store.restorePoint("chk-1")) { e in
+            guard let w = e as? WeirError else { return XCTFail("\(e)") }
+            XCTAssertEqual(w.code, .snapshotCorrupt)
+            XCTAssertEqual(w.subject, "snapshot file \(victim.path)")
+            XCTAssertTrue(w.message.hasPrefix("checksum mismatch (expected crc32 \(written.state[1].crc32Hex), found "), w.message)
+        }
+        try Data(bytes.prefix(200_000)).write(to: victim)
+        XCTAssertThrowsError(try store.restorePoint("chk-1")) { e in
+            XCTAssertTrue("\(e)".contains("size mismatch (expected 300001 bytes, found 200000)"), "\(e)")
+        }
+        try FileManager.default.removeItem(at: victim)
+        XCTAssertThrowsError(try store.restorePoint("chk-1")) { e in
+            XCTAssertTrue("\(e)".contains("snapshot file \(victim.path): missing"), "\(e)")
+        }
+    }
+
     // MARK: Speed
 
     func testCRC32Throughput() throws {

@@ -179,6 +179,13 @@ package struct KeyTable: Sendable {
         }
         count += 1
         let h = storedHash(e, keyArity: keyArity)
+        indexDecoded(e, h, keyArity: keyArity)
+        return h
+    }
+
+    /// Indexes entry `e` (just decoded, its key new to the table, its hash `h`).
+    @inline(__always)
+    private mutating func indexDecoded(_ e: Int, _ h: UInt64, keyArity: Int) {
         if count * 4 > index.count * 3 {
             rebuildIndex(capacity: max(8, index.count * 2), keyArity: keyArity)
         } else {
@@ -187,6 +194,45 @@ package struct KeyTable: Sendable {
             while index[s] != 0 { s = (s + 1) & mask }
             index[s] = UInt32(e + 1)
         }
+    }
+
+    /// Decodes the entry at byte `at` of `base` (the section's bytes end at
+    /// `end`) when it has `shape`, as `decodeEntry` would; returns the stable
+    /// hash of its key. Returns nil, having appended nothing, when the entry
+    /// has another shape or would run past `end`: `decodeEntry` then decodes
+    /// it (or reports what is wrong with it).
+    @inline(__always)
+    package mutating func decodeFixedEntry(_ base: UnsafeRawPointer, at: Int, end: Int, _ shape: FixedEntryShape) -> UInt64? {
+        guard at >= 0, end - at >= shape.size else { return nil }
+        let p = base + at
+        let arity = shape.keyArity
+        guard p.load(as: UInt8.self) == UInt8(truncatingIfNeeded: arity) else { return nil }
+        for f in 0..<arity {
+            let t = p.load(fromByteOffset: 1 + 9 * f, as: UInt8.self)
+            guard t == 3 || t == 4 else { return nil }
+        }
+        for i in 0..<shape.accTags.count where p.load(fromByteOffset: shape.accOffsets[i], as: UInt8.self) != shape.accTags[i] {
+            return nil
+        }
+        for f in 0..<arity {
+            keyTags.append(p.load(fromByteOffset: 1 + 9 * f, as: UInt8.self))
+            keyWords.append(UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 2 + 9 * f, as: UInt64.self)))
+        }
+        for i in 0..<shape.accTags.count {
+            let o = shape.accOffsets[i]
+            accTags.append(shape.accTags[i])
+            accWords.append(UInt64(littleEndian: p.loadUnaligned(fromByteOffset: o + 1, as: UInt64.self)))
+            if shape.accTags[i] == 5 { accWords.append(UInt64(littleEndian: p.loadUnaligned(fromByteOffset: o + 9, as: UInt64.self))) }
+        }
+        let e = count
+        count += 1
+        let h: UInt64
+        if arity == 1 && keyTags[e] == 3 {
+            h = KeyGroups.mix(keyWords[e])  // KeyGroups.hash(.int(x)), without the enum
+        } else {
+            h = storedHash(e, keyArity: arity)
+        }
+        indexDecoded(e, h, keyArity: arity)
         return h
     }
 
@@ -364,6 +410,46 @@ package struct KeyTable: Sendable {
             }
         }
         return p
+    }
+}
+
+/// The byte layout of an entry whose key fields are all numbers (int or
+/// double) and whose aggregates are all fixed-width (count, integer or
+/// double sum, avg), as `StateWriter` writes it: key arity, a (tag, 8 bytes)
+/// pair per key field, a (tag, 8 or 16 bytes) group per aggregate.
+///
+/// It exists so that a restore decodes such entries (the usual shape: an int
+/// key with a count and a sum) with a few unaligned loads instead of the
+/// generic `StateReader` calls, each bounds-checked and switching on a tag
+/// (`KeyTable.decodeFixedEntry`). An entry of any other shape (a string or
+/// null key field, an overflowed sum, …) goes through `KeyTable.decodeEntry`,
+/// so the table is the same either way. The file format is unchanged.
+package struct FixedEntryShape: Sendable {
+    package let keyArity: Int
+    /// The tag each aggregate's accumulator must have (the layout's initial one).
+    package let accTags: [UInt8]
+    /// Where each accumulator's tag is, from the start of the entry.
+    package let accOffsets: [Int]
+    /// Bytes of one entry.
+    package let size: Int
+
+    /// Nil when `layout` has an aggregate that is not fixed-width (min, max,
+    /// count_distinct) or the key arity cannot be written in one byte.
+    package init?(keyArity: Int, layout: AccumulatorLayout) {
+        guard keyArity >= 1, keyArity <= 255 else { return nil }
+        var offsets: [Int] = [], at = 1 + 9 * keyArity
+        for t in layout.initialTags {
+            offsets.append(at)
+            switch t {
+            case 1, 2, 3: at += 9
+            case 5: at += 17
+            default: return nil
+            }
+        }
+        self.keyArity = keyArity
+        accTags = layout.initialTags
+        accOffsets = offsets
+        size = at
     }
 }
 

@@ -121,29 +121,41 @@ package struct FrozenKeyedState: Sendable {
             let kg = KeyGroups.keyGroup(hash: h, maxParallelism: maxParallelism)
             if kg != s.keyGroup { out.append((kg, start, t.removeLast(keyArity: keyArity, layout))) }
         }
-        if !windowed {
-            var t = KeyTable()
-            t.reserve(min(n, s.body.count / 2), layout: layout, keyArity: keyArity)
-            for _ in 0..<n {
-                let h = try t.decodeEntry(&r, keyArity: keyArity, layout)
-                misplaced(&t, h, nil)
+        // Entries of the usual fixed-width shape are decoded by plain loads; any other by the reader.
+        let shape = FixedEntryShape(keyArity: keyArity, layout: layout)
+        func decode(_ t: inout KeyTable, _ base: UnsafeRawPointer?, _ r: inout StateReader) throws -> UInt64 {
+            if let shape, let base, let h = t.decodeFixedEntry(base, at: r.at, end: r.end, shape) {
+                try r.skip(shape.size)
+                return h
             }
-            out.append((s.keyGroup, nil, t))
-        } else {
-            var panes: [Int64: KeyTable] = [:]
-            var lastStart = Int64.min, cur = KeyTable()
-            for _ in 0..<n {
-                let start = try r.i64()
-                if start != lastStart {
-                    if lastStart != Int64.min { panes[lastStart] = cur }
-                    cur = panes.removeValue(forKey: start) ?? KeyTable()
-                    lastStart = start
+            return try t.decodeEntry(&r, keyArity: keyArity, layout)
+        }
+        try bytes.withUnsafeBytes { raw in
+            let base = raw.baseAddress.map(UnsafeRawPointer.init)
+            if !windowed {
+                var t = KeyTable()
+                t.reserve(min(n, s.body.count / 2), layout: layout, keyArity: keyArity)
+                for _ in 0..<n {
+                    let h = try decode(&t, base, &r)
+                    misplaced(&t, h, nil)
                 }
-                let h = try cur.decodeEntry(&r, keyArity: keyArity, layout)
-                misplaced(&cur, h, start)
+                out.append((s.keyGroup, nil, t))
+            } else {
+                var panes: [Int64: KeyTable] = [:]
+                var lastStart = Int64.min, cur = KeyTable()
+                for _ in 0..<n {
+                    let start = try r.i64()
+                    if start != lastStart {
+                        if lastStart != Int64.min { panes[lastStart] = cur }
+                        cur = panes.removeValue(forKey: start) ?? KeyTable()
+                        lastStart = start
+                    }
+                    let h = try decode(&cur, base, &r)
+                    misplaced(&cur, h, start)
+                }
+                if lastStart != Int64.min { panes[lastStart] = cur }
+                for (start, t) in panes { out.append((s.keyGroup, start, t)) }
             }
-            if lastStart != Int64.min { panes[lastStart] = cur }
-            for (start, t) in panes { out.append((s.keyGroup, start, t)) }
         }
         return out
     }
