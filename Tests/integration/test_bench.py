@@ -254,3 +254,49 @@ def test_bench_append_into_shadow_and_replay(tmp_path, db, names):
 def weir_bench_replay(spec, shadow):
     p = weir("bench", spec, "--json", "--replay", "--shadow-database", shadow, timeout=300)
     return json.loads(p.stdout), p
+
+
+def topics_now():
+    from confluent_kafka.admin import AdminClient
+    return set(AdminClient({"bootstrap.servers": BOOTSTRAP}).list_topics(timeout=10).topics)
+
+
+def test_bench_every_record_bad(tmp_path, db, names):
+    """--bad-share 1: every generated record is bad, all are rejected, and the check expects (and finds) no row."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE big_spend (user_id BIGINT, amount BIGINT, ts BIGINT)")
+    spec = write_spec(tmp_path, W2_APPEND.format(bootstrap=BOOTSTRAP, topic=names["topic"], mysql=MYSQL_PORT, db=names["db"]))
+    report, _ = bench(spec, "--events", "3000", "--bad-share", "1", "--no-ceiling")
+    try:
+        assert report["passed"], report["problems"]
+        assert report["input"]["badRecords"] == 3000
+        assert report["records"]["read"] == 3000 and report["records"]["rejected"] == 3000
+        assert report["records"]["sinkRows"] == 0
+        [check] = report["checks"]
+        assert check["status"] == "pass" and check["expectedRows"] == 0, check
+        with db.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM big_spend")
+            assert cur.fetchone()[0] == 0
+    finally:
+        delete_topics(report)
+
+
+def test_bench_job_failure_is_named_and_generated_topics_removed(tmp_path, db, names):
+    """The sink table does not exist: the job fails during the bench; weir bench exits non-zero
+    naming the job and the table, and deletes the topic it generated."""
+    spec = write_spec(tmp_path, W2_APPEND.format(bootstrap=BOOTSTRAP, topic=names["topic"], mysql=MYSQL_PORT, db=names["db"]))
+    p = weir("bench", spec, "--events", "2000", "--no-ceiling", timeout=300, check=False)
+    assert p.returncode != 0
+    assert "failed during the bench" in p.stderr and "'bench-w2'" in p.stderr, p.stderr
+    assert "big_spend" in p.stderr, p.stderr
+    assert "weir-bench-bench-w2-events" not in topics_now()
+
+
+def test_bench_refuses_a_source_without_schema(tmp_path, names):
+    spec = write_spec(tmp_path, W2_APPEND.format(bootstrap=BOOTSTRAP, topic=names["topic"], mysql=MYSQL_PORT, db=names["db"])
+                      .replace("      schema: { user_id: int, amount: int, ts: int }\n", "")
+                      .replace('filter: "amount > 900"', 'filter: "true"').replace("select: [user_id, amount, ts]", "select: [\"*\"]"))
+    p = weir("bench", spec, "--events", "100", timeout=120, check=False)
+    assert p.returncode != 0
+    assert "source 'events' declares no schema" in p.stderr and "--replay" in p.stderr, p.stderr
+    assert "weir-bench-bench-w2-events" not in topics_now()

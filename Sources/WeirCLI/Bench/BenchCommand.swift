@@ -73,6 +73,10 @@ struct BenchCommand: ParsableCommand {
         var ceilingRanges: [String: [(split: String, start: Int64, end: Int64)]] = [:]   // by bootstrap
         var topics: [String: String] = [:]
         var created: [(bootstrap: String, topic: String)] = []
+        // Generated topics go when the bench ends, also when a later source, the ceiling or the job fails.
+        defer {
+            if !keepTopics { for c in created { try? KafkaProducer.deleteTopic(bootstrap: c.bootstrap, name: c.topic) } }
+        }
         var badRecords = 0
         for (i, node) in jobSpec.nodes.enumerated() {
             guard case .source(let kind, let source, let settings) = node.kind else { continue }
@@ -106,9 +110,6 @@ struct BenchCommand: ParsableCommand {
                 ceilingRanges[kafka.bootstrap, default: []].append((r.name, r.start ?? r.low ?? 0, high))
             }
             bound[node.id] = ends
-        }
-        defer {
-            if !keepTopics { for c in created { try? KafkaProducer.deleteTopic(bootstrap: c.bootstrap, name: c.topic) } }
         }
 
         // 2. Sinks: shadow tables on request; what each table holds before the run.
