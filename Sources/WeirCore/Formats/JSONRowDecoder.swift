@@ -73,12 +73,26 @@ public struct JSONRowDecoder: Sendable {
 
     /// Decodes one message and appends it to `batch`; returns nil on success.
     public mutating func decode(_ bytes: UnsafeRawBufferPointer, into batch: inout RecordBatch) -> Failure? {
-        if let f = decodeRow(bytes) { return f }
-        batch.append(row: row, timestamp: timestamp)
+        if let f = decodeAppending(bytes, to: &batch.values) { return f }
+        batch.timestamps.append(timestamp)
         return nil
     }
 
-    /// Event time of the row last decoded by `decodeRow`.
+    /// Decodes one message straight into `values` as a new row of `schema.count`
+    /// values at its end (no copy through the decoder's own row); on failure
+    /// `values` is left as it was. The row's event time is `timestamp`.
+    @inline(__always)
+    public mutating func decodeAppending(_ bytes: UnsafeRawBufferPointer, to values: inout [Value]) -> Failure? {
+        let start = values.count, arity = types.count
+        values.append(contentsOf: repeatElement(Value.null, count: arity))
+        let failure = values.withUnsafeMutableBufferPointer { all in
+            parse(bytes, into: UnsafeMutableBufferPointer(rebasing: all[start..<(start + arity)]))
+        }
+        if failure != nil { values.removeLast(arity) }
+        return failure
+    }
+
+    /// Event time of the row last decoded.
     public private(set) var timestamp = RecordBatch.noTimestamp
 
     /// The values of the row last decoded by `decodeRow` (valid until the next decode).
@@ -90,55 +104,61 @@ public struct JSONRowDecoder: Sendable {
 
     /// Decodes one message into the decoder's own row buffer (see `withRow`, `timestamp`).
     public mutating func decodeRow(_ bytes: UnsafeRawBufferPointer) -> Failure? {
+        var own = row
+        row = []
+        defer { row = own }
+        return own.withUnsafeMutableBufferPointer { r in
+            for i in 0..<r.count { r[i] = .null }
+            return parse(bytes, into: r)
+        }
+    }
+
+    /// Parses one message into `row` (all null on entry; one access for the
+    /// whole message, no per-field uniqueness check); sets `timestamp` on success.
+    @inline(__always)
+    private mutating func parse(_ bytes: UnsafeRawBufferPointer, into row: UnsafeMutableBufferPointer<Value>) -> Failure? {
         let names = self.names, types = self.types, required = self.required, eventTimeIndex = self.eventTimeIndex
-        // One access to the row for the whole message (no per-field uniqueness check).
-        var ts = RecordBatch.noTimestamp
-        let failure: Failure? = row.withUnsafeMutableBufferPointer { row in
-            for i in 0..<row.count { row[i] = .null }
-            guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return .malformed }
-            var s = Scanner(p: base, end: bytes.count)
-            s.skipWS()
-            guard s.eat(UInt8(ascii: "{")) else { return .malformed }
-            s.skipWS()
-            if !s.eat(UInt8(ascii: "}")) {
-                var guess = 0  // producers usually write the keys in the same order: try the next one first
-                while true {
-                    s.skipWS()
-                    guard let (kStart, kLen, kEscaped) = s.stringSpan() else { return .malformed }
-                    s.skipWS()
-                    guard s.eat(UInt8(ascii: ":")) else { return .malformed }
-                    s.skipWS()
-                    let field = kEscaped ? nil : names.match(s.p + kStart, kLen, guess: guess)
-                    if let f = field {
-                        guess = f &+ 1
-                        guard let v = s.value() else { return .malformed }
-                        guard let converted = JSONRowDecoder.convert(v, types[f]) else {
-                            if types[f] == .int, case .double(let d) = v, d.rounded() == d { return .outOfRange(field: f) }
-                            return .typeMismatch(field: f)
-                        }
-                        row[f] = converted
-                    } else {
-                        guard s.skipValue() else { return .malformed }
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return .malformed }
+        var s = Scanner(p: base, end: bytes.count)
+        s.skipWS()
+        guard s.eat(UInt8(ascii: "{")) else { return .malformed }
+        s.skipWS()
+        if !s.eat(UInt8(ascii: "}")) {
+            var guess = 0  // producers usually write the keys in the same order: try the next one first
+            while true {
+                s.skipWS()
+                guard let (kStart, kLen, kEscaped) = s.stringSpan() else { return .malformed }
+                s.skipWS()
+                guard s.eat(UInt8(ascii: ":")) else { return .malformed }
+                s.skipWS()
+                let field = kEscaped ? nil : names.match(s.p + kStart, kLen, guess: guess)
+                if let f = field {
+                    guess = f &+ 1
+                    guard let v = s.value() else { return .malformed }
+                    guard let converted = JSONRowDecoder.convert(v, types[f]) else {
+                        if types[f] == .int, case .double(let d) = v, d.rounded() == d { return .outOfRange(field: f) }
+                        return .typeMismatch(field: f)
                     }
-                    s.skipWS()
-                    if s.eat(UInt8(ascii: ",")) { continue }
-                    if s.eat(UInt8(ascii: "}")) { break }
-                    return .malformed
+                    row[f] = converted
+                } else {
+                    guard s.skipValue() else { return .malformed }
                 }
-            }
-            s.skipWS()
-            if s.i != s.end { return .malformed }
-            for f in required where row[f].isNull { return .missingField(field: f) }
-            guard let e = eventTimeIndex else { return nil }
-            switch row[e] {
-            case .int(let t) where t >= JSONRowDecoder.minEventTime && t <= JSONRowDecoder.maxEventTime: ts = t; return nil
-            case .double(let d) where d >= Double(JSONRowDecoder.minEventTime) && d <= Double(JSONRowDecoder.maxEventTime):
-                ts = Int64(d.rounded(.down)); return nil
-            default: return .badEventTime
+                s.skipWS()
+                if s.eat(UInt8(ascii: ",")) { continue }
+                if s.eat(UInt8(ascii: "}")) { break }
+                return .malformed
             }
         }
-        if failure == nil { timestamp = ts }
-        return failure
+        s.skipWS()
+        if s.i != s.end { return .malformed }
+        for f in required where row[f].isNull { return .missingField(field: f) }
+        guard let e = eventTimeIndex else { return nil }
+        switch row[e] {
+        case .int(let t) where t >= JSONRowDecoder.minEventTime && t <= JSONRowDecoder.maxEventTime: timestamp = t; return nil
+        case .double(let d) where d >= Double(JSONRowDecoder.minEventTime) && d <= Double(JSONRowDecoder.maxEventTime):
+            timestamp = Int64(d.rounded(.down)); return nil
+        default: return .badEventTime
+        }
     }
 
     @inline(__always) private static func convert(_ v: Value, _ t: ValueType) -> Value? {

@@ -39,7 +39,9 @@ package struct SourceDecoding {
     package mutating func poll(_ reader: any SourceReader, maxMessages: Int, timeoutMillis: Int) throws -> (got: Int, bad: Int) {
         var bad = 0
         let got = try reader.poll(maxMessages: maxMessages, timeoutMillis: timeoutMillis) { idx, bytes in
-            if let failure = decoder.decodeRow(bytes) {
+            // Without a fused pipeline the row is decoded straight into the batch.
+            let failure = pipeline == nil ? decoder.decodeAppending(bytes, to: &batch.values) : decoder.decodeRow(bytes)
+            if let failure {
                 // Kept minimal here (the hot closure); handled after the poll.
                 bad += 1
                 watermarks.touch(idx)
@@ -51,8 +53,6 @@ package struct SourceDecoding {
             if pipeline != nil {
                 decoder.withRow { pipeline!.push($0, timestamp: ts, into: &batch) }
             } else {
-                let arity = self.arity
-                decoder.withRow { batch.values.append(contentsOf: UnsafeBufferPointer(start: $0, count: arity)) }
                 batch.timestamps.append(ts)
             }
         }
