@@ -124,8 +124,10 @@ public final class KeyedExchange {
     package let input: Int
     package let keyFields: [Int]
     package let maxParallelism: Int
-    /// The subtask of each row of the batch being split (reused between batches).
+    /// The subtask of each row of the batch being split, and how many rows each
+    /// subtask gets (both reused between batches: nothing allocated per batch).
     private var targets: [UInt32] = []
+    private var counts: [Int] = []
 
     package init(channels: [any ElementQueue], input: Int, keyFields: [Int], maxParallelism: Int, arity: Int) {
         self.channels = channels
@@ -142,12 +144,14 @@ public final class KeyedExchange {
         }
         let arity = batch.arity, rows = batch.count
         let keyFields = self.keyFields, maxParallelism = self.maxParallelism
-        var targets = self.targets
+        var targets = self.targets, counts = self.counts
         self.targets = []
-        defer { self.targets = targets }
+        self.counts = []
+        defer { self.targets = targets; self.counts = counts }
         targets.removeAll(keepingCapacity: true)
         targets.reserveCapacity(rows)
-        var counts = [Int](repeating: 0, count: n)
+        counts.removeAll(keepingCapacity: true)
+        counts.append(contentsOf: repeatElement(0, count: n))
         batch.values.withUnsafeBufferPointer { vals in
             guard let base = vals.baseAddress else { return }
             for r in 0..<rows {
