@@ -315,13 +315,7 @@ final class KeyedStateTests: XCTestCase {
             var fast = 0
             for kg in 0..<maxP {
                 let a = restored.state.tables.isEmpty ? KeyTable() : restored.state.tables[kg], b = generic[kg] ?? KeyTable()
-                XCTAssertEqual(a.count, b.count, "key group \(kg)")
-                XCTAssertEqual(a.keyTags, b.keyTags, "key group \(kg)")
-                XCTAssertEqual(a.keyWords, b.keyWords, "key group \(kg)")
-                XCTAssertEqual(a.strings, b.strings, "key group \(kg)")
-                XCTAssertEqual(a.accTags, b.accTags, "key group \(kg)")
-                XCTAssertEqual(a.accWords, b.accWords, "key group \(kg)")
-                XCTAssertEqual(a.boxed, b.boxed, "key group \(kg)")
+                assertSameTable(a, b, kg, boxed: true)
                 fast += (0..<a.count).filter { e in (0..<keyFields.count).allSatisfy { [3, 4].contains(a.keyTags[e * keyFields.count + $0]) } }.count
             }
             XCTAssertGreaterThan(fast, 0)
@@ -355,12 +349,7 @@ final class KeyedStateTests: XCTestCase {
         let generic = try genericTables(file, keyArity: 1, layout)
         for kg in 0..<maxP {
             let a = op.state.tables[kg], b = generic[kg] ?? KeyTable()
-            XCTAssertEqual(a.count, b.count, "key group \(kg)")
-            XCTAssertEqual(a.keyTags, b.keyTags, "key group \(kg)")
-            XCTAssertEqual(a.keyWords, b.keyWords, "key group \(kg)")
-            XCTAssertEqual(a.strings, b.strings, "key group \(kg)")
-            XCTAssertEqual(a.accTags, b.accTags, "key group \(kg)")
-            XCTAssertEqual(a.accWords, b.accWords, "key group \(kg)")
+            assertSameTable(a, b, kg)
         }
         XCTAssertEqual(try contents(op), asMap(m))
     }
@@ -467,3 +456,15 @@ final class Collect: StreamOperator {
         for r in 0..<batch.count { rows.append(batch.row(r)) }
     }
 }
+
+/// Two key groups' tables hold the same entries in the same layout.
+func assertSameTable(_ a: KeyTable, _ b: KeyTable, _ kg: Int, boxed: Bool = false, line: UInt = #line) {
+    XCTAssertEqual(a.count, b.count, "key group \(kg)", line: line)
+    XCTAssertEqual(a.keyTags, b.keyTags, "key group \(kg)", line: line)
+    XCTAssertEqual(a.keyWords, b.keyWords, "key group \(kg)", line: line)
+    XCTAssertEqual(a.strings, b.strings, "key group \(kg)", line: line)
+    XCTAssertEqual(a.accTags, b.accTags, "key group \(kg)", line: line)
+    XCTAssertEqual(a.accWords, b.accWords, "key group \(kg)", line: line)
+    if boxed { XCTAssertEqual(a.boxed, b.boxed, "key group \(kg)", line: line) }
+}
+

@@ -64,15 +64,13 @@ final class SessionWindowTests: XCTestCase {
         }
     }
 
-    /// SplitMix64, for reproducible input.
+    /// SplitMix64 (the core's finaliser), for reproducible input.
     struct Random {
         var state: UInt64
         mutating func next(_ bound: Int) -> Int {
+            let z = KeyGroups.mix(state)  // finalises state + the golden-ratio step
             state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Int((z ^ (z >> 31)) % UInt64(bound))
+            return Int(z % UInt64(bound))
         }
     }
 
