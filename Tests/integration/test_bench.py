@@ -281,10 +281,24 @@ def test_bench_every_record_bad(tmp_path, db, names):
         delete_topics(report)
 
 
-def test_bench_job_failure_is_named_and_generated_topics_removed(tmp_path, db, names):
-    """The sink table does not exist: the job fails during the bench; weir bench exits non-zero
-    naming the job and the table, and deletes the topic it generated."""
+def test_bench_refuses_a_missing_sink_table_before_generating(tmp_path, db, names):
+    """The sink table does not exist: weir bench refuses before it generates anything, naming
+    the sink node and the table, and creates no topic."""
     spec = write_spec(tmp_path, W2_APPEND.format(bootstrap=BOOTSTRAP, topic=names["topic"], mysql=MYSQL_PORT, db=names["db"]))
+    p = weir("bench", spec, "--events", "2000", "--no-ceiling", timeout=120, check=False)
+    assert p.returncode != 0
+    assert "sink 'out' is not ready for the bench" in p.stderr and "big_spend" in p.stderr, p.stderr
+    assert "weir-bench-bench-w2-events" not in topics_now()
+
+
+def test_bench_job_failure_is_named_and_generated_topics_removed(tmp_path, db, names):
+    """The table accepts the job's fields but refuses its values (TINYINT amounts above 900) and
+    the job says onError: fail: the job fails during the bench; weir bench exits non-zero naming
+    the job and the table, and deletes the topic it generated."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE big_spend (user_id BIGINT, amount TINYINT, ts BIGINT)")
+    text = W2_APPEND.format(bootstrap=BOOTSTRAP, topic=names["topic"], mysql=MYSQL_PORT, db=names["db"])
+    spec = write_spec(tmp_path, text.replace("parallelism: 2\n", "parallelism: 2\nonError: fail\n"))
     p = weir("bench", spec, "--events", "2000", "--no-ceiling", timeout=300, check=False)
     assert p.returncode != 0
     assert "failed during the bench" in p.stderr and "'bench-w2'" in p.stderr, p.stderr

@@ -67,7 +67,30 @@ struct BenchCommand: ParsableCommand {
         let progress = BenchProgress(live: isatty(STDERR_FILENO) == 1)
         defer { progress.finish() }
 
-        // 1. The input: generated into bench topics, or the sources' own topics as they are.
+        // What can be refused without a server comes first: a source to generate for needs a schema.
+        for node in jobSpec.nodes where !replay {
+            guard case .source(_, let source, let settings) = node.kind, source is KafkaSourceConnector else { continue }
+            guard loaded.nodes.first(where: { $0.id == node.id })!.schema.count > 0, settings.schema != nil else {
+                throw CLIError("source '\(node.id)' declares no schema, so weir bench cannot generate its events: give it `schema: {…}` or use --replay")
+            }
+        }
+        // 1. Sinks, before any event is generated: shadow tables on request, each
+        // table checked against what its node writes (a missing or mismatched
+        // table is refused now, not after minutes of generating), and what each
+        // table holds before the run.
+        var sinks: [(node: String, sink: MySQLSinkConnector, before: Result<BenchCheck.Before, any Error>)] = []
+        for (i, node) in jobSpec.nodes.enumerated() {
+            guard case .sink(let kind, let sink) = node.kind, var mysql = sink as? MySQLSinkConnector else { continue }
+            if let shadowDatabase {
+                mysql = try mysql.shadow(database: shadowDatabase)
+                jobSpec.nodes[i].kind = .sink(connector: kind, sink: mysql)
+            }
+            do { try mysql.check(schema: loaded.nodes.first { $0.id == node.id }!.schema) } catch {
+                throw CLIError("sink '\(node.id)' is not ready for the bench (nothing was generated): \(error)")
+            }
+            sinks.append((node.id, mysql, replay ? .success(.init(columns: [], rows: [])) : BenchCheck.before(mysql, fresh: shadowDatabase != nil)))
+        }
+        // 2. The input: generated into bench topics, or the sources' own topics as they are.
         var generators: [String: (BenchGenerator, Int)] = [:]
         var bound: [String: [String: Int64]] = [:]
         var ceilingRanges: [String: [(split: String, start: Int64, end: Int64)]] = [:]   // by bootstrap
@@ -86,9 +109,6 @@ struct BenchCommand: ParsableCommand {
             var reading = kafka
             if !replay {
                 let planned = loaded.nodes.first { $0.id == node.id }!
-                guard planned.schema.count > 0, settings.schema != nil else {
-                    throw CLIError("source '\(node.id)' declares no schema, so weir bench cannot generate its events: give it `schema: {…}` or use --replay")
-                }
                 let topic = Self.benchTopic(job: jobSpec.name, node: node.id)
                 let gen = BenchGenerator(schema: planned.schema, eventTimeField: settings.eventTime?.field,
                                          keyFields: Self.keyFields(of: node.id, in: loaded), keys: keys,
@@ -112,16 +132,6 @@ struct BenchCommand: ParsableCommand {
             bound[node.id] = ends
         }
 
-        // 2. Sinks: shadow tables on request; what each table holds before the run.
-        var sinks: [(node: String, sink: MySQLSinkConnector, before: Result<BenchCheck.Before, any Error>)] = []
-        for (i, node) in jobSpec.nodes.enumerated() {
-            guard case .sink(let kind, let sink) = node.kind, var mysql = sink as? MySQLSinkConnector else { continue }
-            if let shadowDatabase {
-                mysql = try mysql.shadow(database: shadowDatabase)
-                jobSpec.nodes[i].kind = .sink(connector: kind, sink: mysql)
-            }
-            sinks.append((node.id, mysql, replay ? .success(.init(columns: [], rows: [])) : BenchCheck.before(mysql, fresh: shadowDatabase != nil)))
-        }
         let plan: JobPlan
         do { plan = try JobPlan.compile(jobSpec) } catch { throw CLIError(describeSpecError(error, path: spec)) }
         let messages = bound.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + Int($1) } }
