@@ -36,7 +36,8 @@
             exchange = KeyedExchange(channels: channels, input: 0, keyFields: keyFields, maxParallelism: maxParallelism, arity: arity)
         }
 
-        public func send(_ batch: RecordBatch) throws { try exchange.send(batch) }
+        /// Takes `batch` as the engine hands it over: rows are moved when no one else holds it.
+        public func send(_ batch: consuming RecordBatch) throws { try exchange.send(batch) }
     }
 
     /// The operator of a `keyBy` + `aggregate` node, as `JobRunner.aggregateOperator`

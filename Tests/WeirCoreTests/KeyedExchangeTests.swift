@@ -59,4 +59,34 @@ final class KeyedExchangeTests: XCTestCase {
         XCTAssertEqual(got.map(\.values), [batch.values, batch.values])
         XCTAssertEqual(got.map(\.timestamps), [batch.timestamps, batch.timestamps])
     }
+
+    /// `Output.emit` hands the batch over, so the exchange moves the rows into
+    /// the parts; a caller that still holds the batch must see it unchanged
+    /// (the exchange then copies), and strings moved or copied must stay intact.
+    func testAHandedOverBatchIsMovedAndASharedOneIsLeftAsItWas() throws {
+        func make() -> RecordBatch {
+            var b = RecordBatch(arity: 2)
+            for r in 0..<3_000 { b.append(row: [.string("user-\(r % 97)"), .string(String(repeating: "x", count: r % 40))], timestamp: Int64(r)) }
+            return b
+        }
+        let reference = make()
+        let outs = (0..<3).map { _ in Collect() }
+        let out = Output()
+        out.targets = [.keyed(KeyedExchange(channels: outs, input: 0, keyFields: [0], maxParallelism: 128, arity: 2))]
+        try out.emit(make())                 // handed over: moved
+        let kept = make()
+        try out.emit(kept)                   // still held here: copied
+        XCTAssertEqual(kept.values, reference.values)
+        XCTAssertEqual(kept.timestamps, reference.timestamps)
+        var seen: [[Value]: Int] = [:]
+        for o in outs {
+            XCTAssertEqual(o.batches.count, 2)
+            XCTAssertEqual(o.batches[0].values, o.batches[1].values)
+            XCTAssertEqual(o.batches[0].timestamps, o.batches[1].timestamps)
+            for b in o.batches { for r in 0..<b.count { seen[b.row(r), default: 0] += 1 } }
+        }
+        var expected: [[Value]: Int] = [:]
+        for r in 0..<reference.count { expected[reference.row(r), default: 0] += 2 }
+        XCTAssertEqual(seen, expected)
+    }
 }

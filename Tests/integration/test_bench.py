@@ -59,6 +59,12 @@ def test_bench_readme_example(tmp_path, db, names):
         assert report["records"]["read"] == EVENTS and report["records"]["rejected"] == 0 and report["records"]["late"] == 0
         assert report["ceiling"]["messages"] == EVENTS and report["ceiling"]["eventsPerSecond"] > 0
         assert report["ratio"] == pytest.approx(report["eventsPerSecond"] / report["ceiling"]["eventsPerSecond"])
+        # The run's seconds split where the first and last records were read (sampled every 2 ms).
+        ph = report["phases"]
+        assert ph["startMillis"] > 0 and ph["readMillis"] > 0 and ph["finishMillis"] > 0, ph
+        assert sum(ph.values()) == pytest.approx(report["seconds"] * 1000, abs=1), (ph, report["seconds"])
+        assert report["readingEventsPerSecond"] == pytest.approx(EVENTS / ph["readMillis"] * 1000)
+        assert 0 < report["ceiling"]["startMillis"] < report["ceiling"]["seconds"] * 1000
         [check] = report["checks"]
         assert check["status"] == "pass", check
 

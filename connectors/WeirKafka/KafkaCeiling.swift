@@ -14,6 +14,8 @@ public enum KafkaCeiling {
         public var bytes: Int
         /// From creating the client to the last partition's end (connection set-up included).
         public var seconds: Double
+        /// From creating the client to the first message (metadata, assignment, first fetch).
+        public var firstMessageSeconds: Double
         public var eventsPerSecond: Double { seconds > 0 ? Double(messages) / seconds : 0 }
     }
 
@@ -68,6 +70,7 @@ public enum KafkaCeiling {
         let buffer = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: batch)
         defer { buffer.deallocate() }
         var messages = 0, bytes = 0, checksum: UInt64 = 0
+        var firstMessage: UInt64 = 0
         // End offsets by topic handle and partition, looked up per message without strings.
         var ends: [(rkt: OpaquePointer, byPartition: [Int64])] = []
         var open = remaining.count
@@ -81,6 +84,7 @@ public enum KafkaCeiling {
                 if more > 0 { n += more }
             }
             if n < 0 { throw WeirError(.kafka, subject: subject, "consume failed: \(errorText(rd_kafka_last_error()))") }
+            if firstMessage == 0 && n > 0 { firstMessage = DispatchTime.now().uptimeNanoseconds }
             for i in 0..<n {
                 let m = buffer[i]!
                 defer { rd_kafka_message_destroy(m) }
@@ -116,6 +120,7 @@ public enum KafkaCeiling {
         guard messages == expected else {
             throw WeirError(.internalError, subject: subject, "read \(messages) messages, the offsets say \(expected)")
         }
-        return Result(messages: messages, bytes: bytes, seconds: seconds)
+        return Result(messages: messages, bytes: bytes, seconds: seconds,
+                      firstMessageSeconds: firstMessage > started ? Double(firstMessage - started) / 1e9 : seconds)
     }
 }

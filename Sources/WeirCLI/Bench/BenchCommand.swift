@@ -141,16 +141,16 @@ struct BenchCommand: ParsableCommand {
         var ceiling: BenchReport.Ceiling?
         if !noCeiling {
             progress.phase("ceiling: bare librdkafka read of \(messages.formatted()) messages")
-            var read = 0, secs = 0.0
+            var read = 0, secs = 0.0, start = 0.0
             for (bootstrap, ranges) in ceilingRanges.sorted(by: { $0.key < $1.key }) {
                 let props = plan.nodes.compactMap { n -> [String: String]? in
                     if case .source(_, let s, _) = n.kind, let k = s as? KafkaSourceConnector, k.bootstrap == bootstrap { return k.properties }
                     return nil
                 }.first ?? [:]
                 let r = try KafkaCeiling.consume(bootstrap: bootstrap, ranges: ranges, properties: props)
-                read += r.messages; secs += r.seconds
+                read += r.messages; secs += r.seconds; start += r.firstMessageSeconds
             }
-            ceiling = .init(messages: read, seconds: secs, eventsPerSecond: secs > 0 ? Double(read) / secs : 0)
+            ceiling = .init(messages: read, seconds: secs, eventsPerSecond: secs > 0 ? Double(read) / secs : 0, startMillis: start * 1000)
         }
 
         // 4. The job, bounded to exactly those messages.
@@ -176,8 +176,11 @@ struct BenchCommand: ParsableCommand {
         ProcessFigures.resetPeakRSS()
         let cpuBefore = ProcessFigures.cpuSeconds()
         let started = DispatchTime.now().uptimeNanoseconds
+        let timeline = BenchTimeline(metrics: runner.metrics, total: messages)
         let outcome = Result { try runner.run() }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        let ended = DispatchTime.now().uptimeNanoseconds
+        let phases = timeline.phases(ended: ended)
+        let seconds = Double(ended - started) / 1e9
         let cpuSeconds = ProcessFigures.cpuSeconds() - cpuBefore
         let peakRSS = ProcessFigures.status("VmHWM")
         progress.finish()
@@ -220,7 +223,7 @@ struct BenchCommand: ParsableCommand {
                          badRecords: replay ? nil : badRecords, messages: messages),
             records: .init(read: read, rejected: m.rejectedRecords.load, late: m.lateRecords.load,
                            sinkRows: plan.nodes.filter(\.isSink).reduce(0) { total, n in total + (m.nodes.first { $0.id == n.id }?.recordsOut ?? 0) }),
-            seconds: seconds, ceiling: ceiling, latencyMillis: latency.summary,
+            seconds: seconds, ceiling: ceiling, phases: phases, latencyMillis: latency.summary,
             cpu: Self.cpu(m.threadCPUNanos, plan: plan, processSeconds: cpuSeconds, events: read),
             peakRSSBytes: peakRSS, checkpoints: Self.checkpoints(snapshots.withLock { $0 }), checks: checks, problems: problems)
         if json {

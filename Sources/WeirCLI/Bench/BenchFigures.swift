@@ -70,7 +70,20 @@ struct BenchReport: Codable, Sendable {
         /// Messages the run was bounded to, over all sources.
         var messages: Int
     }
-    struct Ceiling: Codable, Sendable { var messages: Int; var seconds: Double; var eventsPerSecond: Double }
+    struct Ceiling: Codable, Sendable {
+        var messages: Int; var seconds: Double; var eventsPerSecond: Double
+        /// Until the bare consumer's first message (metadata, assignment, first fetch).
+        var startMillis: Double
+    }
+    /// The job's seconds split where its first and last records were read (`BenchTimeline`).
+    struct Phases: Codable, Sendable {
+        /// From the start of the run to its first record read (sinks checked and opened, consumers started, first fetch).
+        var startMillis: Double
+        /// From the first record read to the last.
+        var readMillis: Double
+        /// From the last record read to the end: last windows, the final snapshot, the sinks' commits.
+        var finishMillis: Double
+    }
     struct Latency: Codable, Sendable { var rows: Int; var p50: Double; var p90: Double; var p99: Double; var p999: Double; var max: Double }
     struct NodeCPU: Codable, Sendable { var node: String; var seconds: Double; var perMillionEvents: Double; var subtasks: [Double] }
     struct CPU: Codable, Sendable {
@@ -98,6 +111,9 @@ struct BenchReport: Codable, Sendable {
     var seconds: Double
     var eventsPerSecond: Double
     var ceiling: Ceiling?
+    var phases: Phases
+    /// Records read ÷ the reading phase's seconds: the rate without the run's fixed start and finish.
+    var readingEventsPerSecond: Double
     /// Job events/s ÷ ceiling events/s, same data, same run.
     var ratio: Double?
     var latencyMillis: Latency?
@@ -110,12 +126,14 @@ struct BenchReport: Codable, Sendable {
     /// No problem (stored, so that the JSON says it too).
     var passed: Bool
 
-    init(job: String, parallelism: Int, input: Input, records: Records, seconds: Double, ceiling: Ceiling?,
+    init(job: String, parallelism: Int, input: Input, records: Records, seconds: Double, ceiling: Ceiling?, phases: Phases,
          latencyMillis: Latency?, cpu: CPU, peakRSSBytes: Int64?, checkpoints: Checkpoints, checks: [BenchCheck], problems: [String]) {
         self.job = job; self.parallelism = parallelism; self.input = input; self.records = records; self.seconds = seconds
         let rate = seconds > 0 ? Double(records.read) / seconds : 0
         eventsPerSecond = rate
         self.ceiling = ceiling
+        self.phases = phases
+        readingEventsPerSecond = phases.readMillis > 0 ? Double(records.read) / phases.readMillis * 1000 : 0
         ratio = ceiling.map { $0.eventsPerSecond > 0 ? rate / $0.eventsPerSecond : 0 }
         self.latencyMillis = latencyMillis; self.cpu = cpu; self.peakRSSBytes = peakRSSBytes
         self.checkpoints = checkpoints; self.checks = checks; self.problems = problems
@@ -141,6 +159,9 @@ struct BenchReport: Codable, Sendable {
         rows.append(["job", rate(eventsPerSecond), String(format: "%.2f", seconds), ratio.map { String(format: "%.1f%%", $0 * 100) } ?? "-"])
         out += alignedTable(rows, rightAligned: [1, 2, 3]).map { "  " + $0 }
         out.append("")
+        out.append(String(format: "  phases: start-up %.0f ms%@, reading %.0f ms (%@ events/s), finishing %.0f ms (last windows, final snapshot, commits)",
+                          phases.startMillis, ceiling.map { String(format: " (ceiling %.0f ms)", $0.startMillis) } ?? "",
+                          phases.readMillis, rate(readingEventsPerSecond), phases.finishMillis))
         out.append("  records: \(count(records.read)) read, \(count(records.rejected)) rejected, \(count(records.late)) late, \(count(records.sinkRows)) rows to sinks")
         if let l = latencyMillis {
             out.append(String(format: "  latency, arrival → sink commit (%@ rows): p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, p99.9 %.0f ms, max %.0f ms",

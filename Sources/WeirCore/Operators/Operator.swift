@@ -39,16 +39,26 @@ public final class Output {
     /// writes, or rows a fused pipeline passed on for it).
     @inline(__always) package func count(_ n: Int) { if n > 0 { counter?.add(n) } }
 
-    public func emit(_ batch: RecordBatch) throws {
+    /// Emits `batch` to every target. It is taken (`consuming`): a keyed
+    /// exchange that is the last target gets the only reference, so it can move
+    /// the rows into their parts instead of copying them.
+    public func emit(_ batch: consuming RecordBatch) throws {
         if batch.isEmpty { return }
         counter?.add(batch.count)
-        var batch = batch
         if let arrival { batch.arrivalNanos = arrival.nanos }
-        for t in targets {
+        let last = targets.count - 1
+        for (k, t) in targets.enumerated() {
             switch t {
             case .chained(let op, let out): try op.process(batch, out)
-            case .forward(let ch, let input): if !ch.send(input, .batch(batch)) { throw CancellationError() }
-            case .keyed(let ex): try ex.send(batch)
+            case .forward(let ch, let input): if !ch.send(input, .batch(copy batch)) { throw CancellationError() }
+            case .keyed(let ex):
+                if k == last {
+                    var taken = RecordBatch(arity: batch.arity)
+                    swap(&taken, &batch)
+                    try ex.send(taken)
+                } else {
+                    try ex.send(copy batch)
+                }
             }
         }
     }
@@ -116,9 +126,10 @@ public final class Output {
 /// Splits batches by key group and sends each part to the subtask that owns it.
 ///
 /// Two passes per batch: the first hashes each row's key once and notes its
-/// subtask (and how many rows each gets), the second copies each part's rows
-/// into arrays allocated at their exact size. No per-row growth checks, no
-/// per-row access to this object's properties.
+/// subtask (and how many rows each gets), the second moves each part's rows
+/// into arrays allocated at their exact size (copies them when the caller
+/// still shares the batch). No per-row growth checks, no per-row access to
+/// this object's properties, no per-value retain/release on the way.
 public final class KeyedExchange {
     package let channels: [any ElementQueue]
     package let input: Int
@@ -128,6 +139,8 @@ public final class KeyedExchange {
     /// subtask gets (both reused between batches: nothing allocated per batch).
     private var targets: [UInt32] = []
     private var counts: [Int] = []
+    /// The parts of the batch being split, one per subtask (the array reused).
+    private var parts: [RecordBatch] = []
 
     package init(channels: [any ElementQueue], input: Int, keyFields: [Int], maxParallelism: Int, arity: Int) {
         self.channels = channels
@@ -136,7 +149,7 @@ public final class KeyedExchange {
         self.maxParallelism = maxParallelism
     }
 
-    package func send(_ batch: RecordBatch) throws {
+    package func send(_ batch: consuming RecordBatch) throws {
         let n = channels.count
         if n == 1 {
             if !channels[0].send(input, .batch(batch)) { throw CancellationError() }
@@ -144,10 +157,11 @@ public final class KeyedExchange {
         }
         let arity = batch.arity, rows = batch.count
         let keyFields = self.keyFields, maxParallelism = self.maxParallelism
-        var targets = self.targets, counts = self.counts
+        var targets = self.targets, counts = self.counts, parts = self.parts
         self.targets = []
         self.counts = []
-        defer { self.targets = targets; self.counts = counts }
+        self.parts = []
+        defer { parts.removeAll(keepingCapacity: true); self.targets = targets; self.counts = counts; self.parts = parts }
         targets.removeAll(keepingCapacity: true)
         targets.reserveCapacity(rows)
         counts.removeAll(keepingCapacity: true)
@@ -162,37 +176,46 @@ public final class KeyedExchange {
                 counts[t] += 1
             }
         }
-        for i in 0..<n where counts[i] > 0 {
-            var part: RecordBatch
-            if counts[i] == rows {
-                part = batch  // every row goes to one subtask: no copy
-            } else {
-                part = RecordBatch(arity: arity)
-                let want = UInt32(truncatingIfNeeded: i), count = counts[i]
-                batch.values.withUnsafeBufferPointer { vals in
-                    targets.withUnsafeBufferPointer { tg in
-                        part.values = Array(unsafeUninitializedCapacity: count * arity) { out, initialized in
-                            guard var o = out.baseAddress, let v = vals.baseAddress else { return }
-                            for r in 0..<rows where tg[r] == want {
-                                o.initialize(from: v + r * arity, count: arity)
-                                o += arity
-                            }
-                            initialized = count * arity
-                        }
-                    }
-                }
+        if let whole = counts.firstIndex(of: rows) {
+            // Every row goes to one subtask: the batch goes as it is.
+            if !channels[whole].send(input, .batch(batch)) { throw CancellationError() }
+            return
+        }
+        // Each row's values are moved (not copied) into its part; the emptied
+        // slots are then filled with nulls, so that the batch's array frees
+        // without releasing anything twice. The array is unique here when the
+        // caller handed it over (`Output.emit`); otherwise this copies it first.
+        batch.values.withUnsafeMutableBufferPointer { vals in
+            guard let v = vals.baseAddress else { return }
+            targets.withUnsafeBufferPointer { tg in
                 batch.timestamps.withUnsafeBufferPointer { ts in
-                    targets.withUnsafeBufferPointer { tg in
-                        part.timestamps = Array(unsafeUninitializedCapacity: count) { out, initialized in
-                            var k = 0
-                            for r in 0..<rows where tg[r] == want { out[k] = ts[r]; k += 1 }
-                            initialized = count
+                    for i in 0..<n {
+                        let want = UInt32(truncatingIfNeeded: i), count = counts[i]
+                        var part = RecordBatch(arity: arity)
+                        part.arrivalNanos = batch.arrivalNanos
+                        if count > 0 {
+                            part.values = Array(unsafeUninitializedCapacity: count * arity) { out, initialized in
+                                guard var o = out.baseAddress else { return }
+                                for r in 0..<rows where tg[r] == want {
+                                    o.moveInitialize(from: v + r * arity, count: arity)
+                                    o += arity
+                                }
+                                initialized = count * arity
+                            }
+                            part.timestamps = Array(unsafeUninitializedCapacity: count) { out, initialized in
+                                var k = 0
+                                for r in 0..<rows where tg[r] == want { out[k] = ts[r]; k += 1 }
+                                initialized = count
+                            }
                         }
+                        parts.append(part)
                     }
                 }
             }
-            part.arrivalNanos = batch.arrivalNanos
-            if !channels[i].send(input, .batch(part)) { throw CancellationError() }
+            v.initialize(repeating: .null, count: rows * arity)
+        }
+        for i in 0..<n where counts[i] > 0 {
+            if !channels[i].send(input, .batch(parts[i])) { throw CancellationError() }
         }
     }
 
