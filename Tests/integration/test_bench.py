@@ -294,7 +294,7 @@ def test_bench_refuses_a_missing_sink_table_before_generating(tmp_path, db, name
     p = weir("bench", spec, "--events", "2000", "--no-ceiling", timeout=120, check=False)
     assert p.returncode != 0
     assert "sink 'out' is not ready for the bench" in p.stderr and "big_spend" in p.stderr, p.stderr
-    assert "weir-bench-bench-w2-events" not in topics_now()
+    assert not [t for t in topics_now() if t.startswith("weir-bench-bench-w2-events")]
 
 
 def test_bench_job_failure_is_named_and_generated_topics_removed(tmp_path, db, names):
@@ -309,7 +309,7 @@ def test_bench_job_failure_is_named_and_generated_topics_removed(tmp_path, db, n
     assert p.returncode != 0
     assert "failed during the bench" in p.stderr and "'bench-w2'" in p.stderr, p.stderr
     assert "big_spend" in p.stderr, p.stderr
-    assert "weir-bench-bench-w2-events" not in topics_now()
+    assert not [t for t in topics_now() if t.startswith("weir-bench-bench-w2-events")]
 
 
 def test_bench_refuses_a_source_without_schema(tmp_path, names):
@@ -319,4 +319,25 @@ def test_bench_refuses_a_source_without_schema(tmp_path, names):
     p = weir("bench", spec, "--events", "100", timeout=120, check=False)
     assert p.returncode != 0
     assert "source 'events' declares no schema" in p.stderr and "--replay" in p.stderr, p.stderr
-    assert "weir-bench-bench-w2-events" not in topics_now()
+    assert not [t for t in topics_now() if t.startswith("weir-bench-bench-w2-events")]
+
+
+def test_two_benches_of_one_job_keep_apart(tmp_path, db, names):
+    """A bench after a --keep-topics bench of the same job generates into its own topic and
+    leaves the kept one (and its messages) alone."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE big_spend (user_id BIGINT, amount BIGINT, ts BIGINT)")
+    spec = write_spec(tmp_path, W2_APPEND.format(bootstrap=BOOTSTRAP, topic=names["topic"], mysql=MYSQL_PORT, db=names["db"]))
+    first, _ = bench(spec, "--events", "1000", "--no-ceiling")
+    try:
+        kept = first["input"]["topics"]["events"]
+        assert kept.startswith("weir-bench-bench-w2-events-"), kept
+        p = weir("bench", spec, "--events", "500", "--no-ceiling", "--json", timeout=300)
+        second = json.loads(p.stdout)
+        assert second["passed"], second["problems"]
+        assert second["input"]["topics"]["events"] != kept
+        assert second["input"]["topics"]["events"] not in topics_now(), "the second bench removes its own topic"
+        assert kept in topics_now(), "the kept topic survives the second bench"
+        assert len(reference.read_topic(BOOTSTRAP, kept)) == 1000
+    finally:
+        delete_topics(first)

@@ -21,7 +21,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Benchmark a job against the same-run ceiling (a bare librdkafka read of the same data).",
         discussion: """
-        Generated data goes to a topic per source, weir-bench-JOB-NODE (recreated, on the source's broker); \
+        Generated data goes to a new topic per source, weir-bench-JOB-NODE-RUN (RUN: 8 hex digits of this bench, on the source's broker); \
         the job reads it from the start and stops at its end (a bounded run), writing to its sinks. \
         Exit status 1 when a check fails: a sink table differs from the reference, or records were neither read nor rejected.
         """)
@@ -91,6 +91,7 @@ struct BenchCommand: ParsableCommand {
             sinks.append((node.id, mysql, replay ? .success(.init(columns: [], rows: [])) : BenchCheck.before(mysql, fresh: shadowDatabase != nil)))
         }
         // 2. The input: generated into bench topics, or the sources' own topics as they are.
+        let benchRun = String(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(8)).lowercased()
         var generators: [String: (BenchGenerator, Int)] = [:]
         var bound: [String: [String: Int64]] = [:]
         var ceilingRanges: [String: [(split: String, start: Int64, end: Int64)]] = [:]   // by bootstrap
@@ -109,7 +110,7 @@ struct BenchCommand: ParsableCommand {
             var reading = kafka
             if !replay {
                 let planned = loaded.nodes.first { $0.id == node.id }!
-                let topic = Self.benchTopic(job: jobSpec.name, node: node.id)
+                let topic = Self.benchTopic(job: jobSpec.name, node: node.id, run: benchRun)
                 let gen = BenchGenerator(schema: planned.schema, eventTimeField: settings.eventTime?.field,
                                          keyFields: Self.keyFields(of: node.id, in: loaded), keys: keys,
                                          seed: seed ^ UInt64(truncatingIfNeeded: i &* 0x9E37_79B9), eventsPerSecond: eventsPerSecond,
@@ -256,10 +257,14 @@ struct BenchCommand: ParsableCommand {
         return bad
     }
 
-    /// `weir-bench-JOB-NODE`, with characters Kafka does not allow in topic names replaced.
-    static func benchTopic(job: String, node: String) -> String {
+    /// `weir-bench-JOB-NODE-RUN`, with characters Kafka does not allow in topic
+    /// names replaced. `run` sets one bench's topics apart from another's: two
+    /// benches of the same job at once, or a bench after a `--keep-topics` one,
+    /// must not delete or refill each other's topics.
+    static func benchTopic(job: String, node: String, run: String) -> String {
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        return String(String("weir-bench-\(job)-\(node)".map { allowed.contains($0) ? $0 : "_" }).prefix(249))
+        let suffix = "-" + run
+        return String(String("weir-bench-\(job)-\(node)".map { allowed.contains($0) ? $0 : "_" }).prefix(249 - suffix.count)) + suffix
     }
 
     /// Fields of a source that some downstream node groups or upserts by (generated with `--keys` values).
