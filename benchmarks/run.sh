@@ -333,7 +333,7 @@ if has bench; then
       fresh_table "$t" "${DDL[$w]}"
       if "$WEIR" bench "$RD/$w.yaml" --events "$EVENTS" --partitions "$PARTITIONS" --keys 1000 --seed "$SEED" --json \
            > "$RD/wbench-$w-$r.json" 2> "$RD/wbench-$w-$r.log"; then
-        "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("    weir bench %s run %s: %.2f M events/s, ceiling %.2f M, ratio %.1f%%, check %s" % (sys.argv[2], sys.argv[3], d["eventsPerSecond"] / 1e6, d["ceiling"]["eventsPerSecond"] / 1e6, d["ratio"] * 100, "/".join(c["status"] for c in d["checks"])))' "$RD/wbench-$w-$r.json" "${w^^}" "$r"
+        "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); p=d["phases"]; print("    weir bench %s run %s: %.2f M events/s, ceiling %.2f M, ratio %.1f%% (start-up %.0f ms, reading %.0f ms at %.1f%% of the ceiling, finishing %.0f ms), check %s" % (sys.argv[2], sys.argv[3], d["eventsPerSecond"] / 1e6, d["ceiling"]["eventsPerSecond"] / 1e6, d["ratio"] * 100, p["startMillis"], p["readMillis"], d["readingEventsPerSecond"] / d["ceiling"]["eventsPerSecond"] * 100, p["finishMillis"], "/".join(c["status"] for c in d["checks"])))' "$RD/wbench-$w-$r.json" "${w^^}" "$r"
       else
         tail -n 20 "$RD/wbench-$w-$r.log" >&2
         echo "weir bench $w run $r failed: see $RD/wbench-$w-$r.json and .log" >&2
