@@ -89,4 +89,43 @@ final class KeyedExchangeTests: XCTestCase {
         for r in 0..<reference.count { expected[reference.row(r), default: 0] += 2 }
         XCTAssertEqual(seen, expected)
     }
+
+    /// A subtask whose inbox is closed (the job is cancelling) fails the send
+    /// with CancellationError after the parts before it went out; the moved
+    /// batch is left whole (every slot a value again), so nothing is released twice.
+    func testAClosedInboxBetweenPartsCancelsCleanly() throws {
+        final class Closed: ElementQueue, @unchecked Sendable {
+            var sent = 0
+            func send(_ input: Int, _ e: StreamElement) -> Bool { sent += 1; return false }
+        }
+        let open0 = Collect(), closed = Closed(), open2 = Collect()
+        let out = Output()
+        out.targets = [.keyed(KeyedExchange(channels: [open0, closed, open2], input: 0, keyFields: [0], maxParallelism: 128, arity: 2))]
+        func make() -> RecordBatch {
+            var b = RecordBatch(arity: 2)
+            for r in 0..<2_000 { b.append(row: [.string("u\(r % 301)"), .string("v\(r)")], timestamp: Int64(r)) }
+            return b
+        }
+        let held = make()
+        for (round, handedOver) in [true, false].enumerated() {
+            if handedOver {
+                XCTAssertThrowsError(try out.emit(make())) { XCTAssertTrue($0 is CancellationError, "\($0)") }
+            } else {
+                XCTAssertThrowsError(try out.emit(held)) { XCTAssertTrue($0 is CancellationError, "\($0)") }
+            }
+            XCTAssertEqual(closed.sent, round + 1)
+            XCTAssertEqual(open0.batches.count, round + 1, "the part before the closed inbox went out")
+            XCTAssertEqual(open2.batches.count, 0, "nothing after it")
+            // The part that went out holds intact strings of the first subtask's rows.
+            let part = open0.batches[round]
+            XCTAssertGreaterThan(part.count, 0)
+            for r in 0..<part.count {
+                guard case .string(let v) = part.value(row: r, field: 1) else { return XCTFail("row \(r)") }
+                XCTAssertTrue(v.hasPrefix("v"))
+            }
+        }
+        XCTAssertEqual(open0.batches[0].values, open0.batches[1].values)
+        XCTAssertEqual(held.values, make().values, "the caller's batch is untouched")
+    }
 }
+
