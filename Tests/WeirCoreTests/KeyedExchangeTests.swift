@@ -127,5 +127,9 @@ final class KeyedExchangeTests: XCTestCase {
         XCTAssertEqual(open0.batches[0].values, open0.batches[1].values)
         XCTAssertEqual(held.values, make().values, "the caller's batch is untouched")
     }
-}
 
+    func testAnEmptyBatchSendsNothing() throws {
+        let outs = try split(RecordBatch(arity: 2), keyFields: [0], subtasks: 3)
+        XCTAssertEqual(outs.map(\.batches.count), [0, 0, 0])
+    }
+}

@@ -156,6 +156,7 @@ public final class KeyedExchange {
             return
         }
         let arity = batch.arity, rows = batch.count
+        if rows == 0 { return }
         let keyFields = self.keyFields, maxParallelism = self.maxParallelism
         var targets = self.targets, counts = self.counts, parts = self.parts
         self.targets = []
